@@ -1,0 +1,88 @@
+package tenancy
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Test for them with errors.Is; the problem package maps
+// each to its HTTP status in one place.
+var (
+	// ErrNoTenant: the request or call names no tenant (HTTP 400).
+	ErrNoTenant = errors.New("no tenant given")
+	// ErrInvalidIdentifier: a tenant identifier fails ValidateIdentifier (400).
+	ErrInvalidIdentifier = errors.New("invalid tenant identifier")
+	// ErrInvalidID: a tenant ID fails ValidateID (400).
+	ErrInvalidID = errors.New("invalid tenant ID")
+	// ErrInvalidTenant: a tenant record has an invalid field; the error is a
+	// *FieldError naming it (422).
+	ErrInvalidTenant = errors.New("invalid tenant")
+	// ErrTenantNotFound: no tenant has that ID, identifier or domain (404).
+	ErrTenantNotFound = errors.New("tenant not found")
+	// ErrTenantSuspended: the tenant is suspended (403).
+	ErrTenantSuspended = errors.New("tenant is suspended")
+	// ErrTenantDeleted: the tenant is deleted (403).
+	ErrTenantDeleted = errors.New("tenant is deleted")
+	// ErrTenantNotReady: the tenant is provisioning or failed (503).
+	ErrTenantNotReady = errors.New("tenant is not ready")
+	// ErrTenantConflict: two sources in one request name different tenants
+	// (403).
+	ErrTenantConflict = errors.New("request names more than one tenant")
+	// ErrUnauthenticated: a required token is missing or invalid (401).
+	ErrUnauthenticated = errors.New("missing or invalid token")
+	// ErrDuplicate: an identifier, ID or domain is already taken; the error is
+	// a *DuplicateError naming it (409).
+	ErrDuplicate = errors.New("tenant already exists")
+	// ErrRateLimited: the tenant is over its request rate (429); the error
+	// implements RetryAfter() time.Duration.
+	ErrRateLimited = errors.New("rate limit exceeded")
+	// ErrQuotaExceeded: the tenant's tier allows no more of a resource (403 or
+	// 409 at the application's choice; the problem package uses 403).
+	ErrQuotaExceeded = errors.New("quota exceeded")
+)
+
+// FieldError reports an invalid field of a tenant record. It wraps
+// ErrInvalidTenant.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("invalid tenant %s: %s", e.Field, e.Reason)
+}
+
+// Unwrap returns ErrInvalidTenant.
+func (e *FieldError) Unwrap() error { return ErrInvalidTenant }
+
+// DuplicateError reports that a unique field is already taken. It wraps
+// ErrDuplicate.
+type DuplicateError struct {
+	// Field is "id", "identifier" or "domain".
+	Field string
+	// Value is the taken value, already validated by the store.
+	Value string
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("tenant %s %q is already taken", e.Field, e.Value)
+}
+
+// Unwrap returns ErrDuplicate.
+func (e *DuplicateError) Unwrap() error { return ErrDuplicate }
+
+// RetryAfterError is an error that tells the client when to try again, such as
+// a rate limit or a tenant that is still provisioning.
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter returns how long the client should wait.
+func (e *RetryAfterError) RetryAfter() time.Duration { return e.After }

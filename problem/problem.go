@@ -1,0 +1,168 @@
+// Package problem writes errors as RFC 9457 problem details
+// (application/problem+json), and maps the tenancy errors to their HTTP
+// status in one place, so that every middleware and handler answers the same
+// failure the same way.
+package problem
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-tenancy/tenancy"
+)
+
+// ContentType is the media type of a problem details body.
+const ContentType = "application/problem+json"
+
+// TypeBase prefixes every problem type URI; the fragment names the problem,
+// and docs/problems.md documents each.
+const TypeBase = "https://github.com/go-tenancy/tenancy/blob/main/docs/problems.md#"
+
+// Details is a problem details object. Detail and the Errors messages must
+// never carry raw request input: they are written by this package or by the
+// application, never copied from the request.
+type Details struct {
+	Type     string        `json:"type"`
+	Title    string        `json:"title"`
+	Status   int           `json:"status"`
+	Detail   string        `json:"detail,omitempty"`
+	Instance string        `json:"instance,omitempty"`
+	Errors   []FieldDetail `json:"errors,omitempty"`
+
+	// Header holds response headers to set, such as Retry-After.
+	Header http.Header `json:"-"`
+}
+
+// FieldDetail names one invalid field of a request (for 422 responses). Its
+// shape matches huma's ErrorDetail, so the examples' own validation errors and
+// these read alike.
+type FieldDetail struct {
+	Message  string `json:"message"`
+	Location string `json:"location,omitempty"`
+}
+
+// New returns Details of the given type slug, status and title.
+func New(slug string, status int, title string) Details {
+	return Details{Type: TypeBase + slug, Title: title, Status: status}
+}
+
+// Problem slugs, stable: clients may match on the type URI.
+const (
+	SlugTenantMissing   = "tenant-missing"
+	SlugTenantInvalid   = "tenant-invalid"
+	SlugTenantNotFound  = "tenant-not-found"
+	SlugTenantSuspended = "tenant-suspended"
+	SlugTenantDeleted   = "tenant-deleted"
+	SlugTenantNotReady  = "tenant-not-ready"
+	SlugTenantConflict  = "tenant-conflict"
+	SlugUnauthenticated = "unauthenticated"
+	SlugRateLimited     = "rate-limited"
+	SlugQuotaExceeded   = "quota-exceeded"
+	SlugDuplicate       = "duplicate"
+	SlugInvalidField    = "invalid-field"
+	SlugInternal        = "internal"
+)
+
+// DefaultRetryAfter is the Retry-After sent for a tenant that is not ready
+// when the error does not say how long to wait.
+const DefaultRetryAfter = 30 * time.Second
+
+// FromError maps err to problem details: tenancy sentinel errors to their
+// status (400, 401, 403, 404, 409, 422, 429, 503) and anything else to 500,
+// whose detail is withheld.
+func FromError(err error) Details {
+	var d Details
+	switch {
+	case errors.Is(err, tenancy.ErrNoTenant):
+		d = New(SlugTenantMissing, http.StatusBadRequest, "Tenant missing")
+		d.Detail = "The request does not name a tenant."
+	case errors.Is(err, tenancy.ErrInvalidIdentifier), errors.Is(err, tenancy.ErrInvalidID):
+		d = New(SlugTenantInvalid, http.StatusBadRequest, "Tenant identifier invalid")
+		d.Detail = "A tenant identifier is 3 to 56 characters of a-z, 0-9 and '-', starting with a letter."
+	case errors.Is(err, tenancy.ErrTenantNotFound):
+		d = New(SlugTenantNotFound, http.StatusNotFound, "Tenant not found")
+		d.Detail = "No tenant matches the request."
+	case errors.Is(err, tenancy.ErrTenantSuspended):
+		d = New(SlugTenantSuspended, http.StatusForbidden, "Tenant suspended")
+		d.Detail = "The tenant is suspended."
+	case errors.Is(err, tenancy.ErrTenantDeleted):
+		d = New(SlugTenantDeleted, http.StatusForbidden, "Tenant deleted")
+		d.Detail = "The tenant is deleted."
+	case errors.Is(err, tenancy.ErrTenantNotReady):
+		d = New(SlugTenantNotReady, http.StatusServiceUnavailable, "Tenant not ready")
+		d.Detail = "The tenant is not available yet."
+		d.setRetryAfter(retryAfter(err, DefaultRetryAfter))
+	case errors.Is(err, tenancy.ErrTenantConflict):
+		d = New(SlugTenantConflict, http.StatusForbidden, "Conflicting tenants")
+		d.Detail = "The request names more than one tenant."
+	case errors.Is(err, tenancy.ErrUnauthenticated):
+		d = New(SlugUnauthenticated, http.StatusUnauthorized, "Unauthenticated")
+		d.Detail = "A valid bearer token is required."
+		d.header().Set("WWW-Authenticate", "Bearer")
+	case errors.Is(err, tenancy.ErrRateLimited):
+		d = New(SlugRateLimited, http.StatusTooManyRequests, "Too many requests")
+		d.Detail = "The tenant's request rate limit is exceeded."
+		d.setRetryAfter(retryAfter(err, time.Second))
+	case errors.Is(err, tenancy.ErrQuotaExceeded):
+		d = New(SlugQuotaExceeded, http.StatusForbidden, "Quota exceeded")
+		d.Detail = "The tenant's plan allows no more of this resource."
+	case errors.Is(err, tenancy.ErrDuplicate):
+		d = New(SlugDuplicate, http.StatusConflict, "Already exists")
+		var de *tenancy.DuplicateError
+		if errors.As(err, &de) {
+			d.Errors = []FieldDetail{{Message: "is already taken", Location: "body." + de.Field}}
+		}
+	case errors.Is(err, tenancy.ErrInvalidTenant):
+		d = New(SlugInvalidField, http.StatusUnprocessableEntity, "Invalid field")
+		var fe *tenancy.FieldError
+		if errors.As(err, &fe) {
+			d.Errors = []FieldDetail{{Message: fe.Reason, Location: "body." + fe.Field}}
+		}
+	default:
+		d = New(SlugInternal, http.StatusInternalServerError, "Internal error")
+	}
+	return d
+}
+
+func retryAfter(err error, fallback time.Duration) time.Duration {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+		return ra.RetryAfter()
+	}
+	return fallback
+}
+
+func (d *Details) header() http.Header {
+	if d.Header == nil {
+		d.Header = make(http.Header, 1)
+	}
+	return d.Header
+}
+
+// setRetryAfter sets Retry-After in whole seconds, rounded up, at least 1.
+func (d *Details) setRetryAfter(after time.Duration) {
+	secs := max(1, int64(math.Ceil(after.Seconds())))
+	d.header().Set("Retry-After", strconv.FormatInt(secs, 10))
+}
+
+// Write sends d as the response.
+func Write(w http.ResponseWriter, d Details) {
+	h := w.Header()
+	for k, v := range d.Header {
+		h[k] = v
+	}
+	h.Set("Content-Type", ContentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(d.Status)
+	_ = json.NewEncoder(w).Encode(d)
+}
+
+// WriteError maps err with FromError and writes it. The request path is not
+// echoed as Instance: it is raw client input.
+func WriteError(w http.ResponseWriter, err error) {
+	Write(w, FromError(err))
+}
