@@ -1,0 +1,367 @@
+// Package jwtauth issues and verifies the JSON Web Tokens that name a
+// tenant. Verification is pinned to the one configured algorithm, requires
+// an expiry, honours not-before, checks issuer and audience when configured,
+// and validates the tenant claim with tenancy.ValidateIdentifier; every
+// failure wraps tenancy.ErrUnauthenticated, so the problem package answers
+// 401 with WWW-Authenticate: Bearer.
+package jwtauth
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-tenancy/tenancy"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Supported algorithms.
+const (
+	HS256 = "HS256"
+	RS256 = "RS256"
+	ES256 = "ES256"
+	EdDSA = "EdDSA"
+)
+
+// Defaults.
+const (
+	DefaultTenantClaim = "tenant_id"
+	DefaultTTL         = time.Hour
+	// MinHMACKeyLen is the shortest HS256 key accepted: RFC 7518 §3.2 asks
+	// for a key at least as long as the hash output.
+	MinHMACKeyLen = 32
+)
+
+// Errors that Verify wraps alongside tenancy.ErrUnauthenticated, so callers
+// can tell the tenant claim problems apart. Token problems (expired, bad
+// signature, wrong audience...) wrap golang-jwt's sentinel errors instead,
+// such as jwt.ErrTokenExpired.
+var (
+	// ErrTenantClaimMissing: the token has no tenant claim, or it is not a
+	// string.
+	ErrTenantClaimMissing = errors.New("token has no tenant claim")
+	// ErrTenantClaimInvalid: the tenant claim is not a valid identifier.
+	ErrTenantClaimInvalid = errors.New("token tenant claim is not a valid identifier")
+)
+
+// Config configures a Signer or a Verifier.
+type Config struct {
+	// Algorithm is HS256, RS256, ES256 or EdDSA. Required: a verifier accepts
+	// tokens signed with this algorithm only.
+	Algorithm string
+	// Key is the key: a []byte of at least MinHMACKeyLen bytes for HS256;
+	// for a Signer, an *rsa.PrivateKey (RS256), *ecdsa.PrivateKey on P-256
+	// (ES256) or ed25519.PrivateKey (EdDSA); for a Verifier, the matching
+	// public key (a private key is accepted too, and its public half used).
+	Key any
+	// Issuer, when set, is written to the iss claim on Issue and required to
+	// match on Verify.
+	Issuer string
+	// Audience, when set, is written to the aud claim on Issue and required
+	// to be among the token's audiences on Verify.
+	Audience string
+	// TenantClaim names the claim that carries the tenant identifier.
+	// Default "tenant_id".
+	TenantClaim string
+	// TTL is how long an issued token is valid. Default one hour.
+	TTL time.Duration
+	// Leeway is the clock skew tolerated on exp and nbf. Default zero.
+	Leeway time.Duration
+
+	// now is the clock, for tests; nil means time.Now.
+	now func() time.Time
+}
+
+func (c Config) tenantClaim() string {
+	if c.TenantClaim == "" {
+		return DefaultTenantClaim
+	}
+	return c.TenantClaim
+}
+
+func (c Config) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+func method(alg string) (jwt.SigningMethod, error) {
+	switch alg {
+	case HS256:
+		return jwt.SigningMethodHS256, nil
+	case RS256:
+		return jwt.SigningMethodRS256, nil
+	case ES256:
+		return jwt.SigningMethodES256, nil
+	case EdDSA:
+		return jwt.SigningMethodEdDSA, nil
+	case "":
+		return nil, errors.New("jwtauth: Config.Algorithm is required")
+	}
+	return nil, fmt.Errorf("jwtauth: unsupported algorithm %q (want HS256, RS256, ES256 or EdDSA)", alg)
+}
+
+// signingKey checks that key fits alg for signing.
+func signingKey(alg string, key any) (any, error) {
+	switch alg {
+	case HS256:
+		return hmacKey(key)
+	case RS256:
+		if k, ok := key.(*rsa.PrivateKey); ok {
+			return k, checkRSA(&k.PublicKey)
+		}
+	case ES256:
+		if k, ok := key.(*ecdsa.PrivateKey); ok {
+			return k, checkP256(&k.PublicKey)
+		}
+	case EdDSA:
+		if k, ok := key.(ed25519.PrivateKey); ok && len(k) == ed25519.PrivateKeySize {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("jwtauth: key of type %T does not sign %s", key, alg)
+}
+
+// verifyingKey checks that key fits alg for verifying, taking the public
+// half of a private key.
+func verifyingKey(alg string, key any) (any, error) {
+	if s, ok := key.(crypto.Signer); ok && alg != HS256 {
+		key = s.Public()
+	}
+	switch alg {
+	case HS256:
+		return hmacKey(key)
+	case RS256:
+		if k, ok := key.(*rsa.PublicKey); ok {
+			return k, checkRSA(k)
+		}
+	case ES256:
+		if k, ok := key.(*ecdsa.PublicKey); ok {
+			return k, checkP256(k)
+		}
+	case EdDSA:
+		if k, ok := key.(ed25519.PublicKey); ok && len(k) == ed25519.PublicKeySize {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("jwtauth: key of type %T does not verify %s", key, alg)
+}
+
+func hmacKey(key any) ([]byte, error) {
+	k, ok := key.([]byte)
+	if !ok {
+		return nil, fmt.Errorf("jwtauth: HS256 needs a []byte key, not %T", key)
+	}
+	if len(k) < MinHMACKeyLen {
+		return nil, fmt.Errorf("jwtauth: HS256 key must be at least %d bytes", MinHMACKeyLen)
+	}
+	return k, nil
+}
+
+func checkRSA(k *rsa.PublicKey) error {
+	if k.N == nil || k.N.BitLen() < 2048 {
+		return errors.New("jwtauth: RS256 key must be at least 2048 bits")
+	}
+	return nil
+}
+
+func checkP256(k *ecdsa.PublicKey) error {
+	if k.Curve != elliptic.P256() {
+		return errors.New("jwtauth: ES256 key must be on curve P-256")
+	}
+	return nil
+}
+
+// Signer issues tokens. It is safe for concurrent use.
+type Signer struct {
+	cfg    Config
+	method jwt.SigningMethod
+	key    any
+}
+
+// NewSigner returns a Signer for cfg, or an error when the algorithm is
+// missing or unsupported or the key does not fit it.
+func NewSigner(cfg Config) (*Signer, error) {
+	m, err := method(cfg.Algorithm)
+	if err != nil {
+		return nil, err
+	}
+	key, err := signingKey(cfg.Algorithm, cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultTTL
+	}
+	return &Signer{cfg: cfg, method: m, key: key}, nil
+}
+
+// Issue returns a signed token naming the tenant identifier, for subject,
+// valid from now for the configured TTL. extra adds claims; it cannot
+// override the registered claims (iss, sub, aud, exp, nbf, iat) or the tenant
+// claim. The identifier must pass tenancy.ValidateIdentifier.
+func (s *Signer) Issue(identifier, subject string, extra map[string]any) (string, error) {
+	if err := tenancy.ValidateIdentifier(identifier); err != nil {
+		return "", fmt.Errorf("jwtauth: issue token: %w", err)
+	}
+	now := s.cfg.clock()
+	claims := make(jwt.MapClaims, len(extra)+7)
+	for k, v := range extra {
+		if _, reserved := registered[k]; !reserved && k != s.cfg.tenantClaim() {
+			claims[k] = v
+		}
+	}
+	claims[s.cfg.tenantClaim()] = identifier
+	if subject != "" {
+		claims["sub"] = subject
+	}
+	if s.cfg.Issuer != "" {
+		claims["iss"] = s.cfg.Issuer
+	}
+	if s.cfg.Audience != "" {
+		claims["aud"] = s.cfg.Audience
+	}
+	claims["iat"] = now.Unix()
+	claims["nbf"] = now.Unix()
+	claims["exp"] = now.Add(s.cfg.TTL).Unix()
+	tok, err := jwt.NewWithClaims(s.method, claims).SignedString(s.key)
+	if err != nil {
+		return "", fmt.Errorf("jwtauth: sign token: %w", err)
+	}
+	return tok, nil
+}
+
+// registered are the claims Issue sets itself; extra claims cannot set them.
+var registered = map[string]struct{}{"iss": {}, "sub": {}, "aud": {}, "exp": {}, "nbf": {}, "iat": {}}
+
+// Claims are the verified claims of a token.
+type Claims struct {
+	// Tenant is the tenant identifier from the tenant claim, validated and
+	// exactly as written in the token (never case-folded).
+	Tenant string
+	// Subject is the sub claim, or empty.
+	Subject string
+	// Raw holds every claim of the token, as decoded JSON.
+	Raw map[string]any
+}
+
+// Verifier verifies tokens. It is safe for concurrent use.
+type Verifier struct {
+	cfg     Config
+	parser  *jwt.Parser
+	key     any
+	keyFunc jwt.Keyfunc
+}
+
+// NewVerifier returns a Verifier for cfg, or an error when the algorithm is
+// missing or unsupported or the key does not fit it.
+func NewVerifier(cfg Config) (*Verifier, error) {
+	if _, err := method(cfg.Algorithm); err != nil {
+		return nil, err
+	}
+	key, err := verifyingKey(cfg.Algorithm, cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{cfg.Algorithm}),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(cfg.Leeway),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	if cfg.now != nil {
+		opts = append(opts, jwt.WithTimeFunc(cfg.now))
+	}
+	v := &Verifier{cfg: cfg, parser: jwt.NewParser(opts...), key: key}
+	v.keyFunc = v.keyFor
+	return v, nil
+}
+
+// keyFor hands out the key only for the configured algorithm. The parser
+// already refuses other methods (WithValidMethods); checking again here
+// keeps an HS256 token from ever being verified with an RSA public key.
+func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
+	if t.Method == nil || t.Method.Alg() != v.cfg.Algorithm {
+		return nil, jwt.ErrTokenSignatureInvalid
+	}
+	return v.key, nil
+}
+
+// tokenReasons are the golang-jwt errors Verify keeps in its chain, in the
+// order they are checked. Their messages are fixed strings: nothing of the
+// token is echoed.
+var tokenReasons = []error{
+	jwt.ErrTokenMalformed,
+	jwt.ErrTokenUnverifiable,
+	jwt.ErrTokenSignatureInvalid,
+	jwt.ErrTokenRequiredClaimMissing,
+	jwt.ErrTokenExpired,
+	jwt.ErrTokenNotValidYet,
+	jwt.ErrTokenUsedBeforeIssued,
+	jwt.ErrTokenInvalidAudience,
+	jwt.ErrTokenInvalidIssuer,
+	jwt.ErrTokenInvalidClaims,
+}
+
+// Verify checks token and returns its claims. Every error wraps
+// tenancy.ErrUnauthenticated and one reason: a golang-jwt sentinel such as
+// jwt.ErrTokenExpired, or ErrTenantClaimMissing / ErrTenantClaimInvalid.
+// Error messages never quote the token.
+func (v *Verifier) Verify(token string) (Claims, error) {
+	if token == "" {
+		return Claims{}, fmt.Errorf("jwtauth: %w: %w", tenancy.ErrUnauthenticated, jwt.ErrTokenMalformed)
+	}
+	var mc jwt.MapClaims
+	if _, err := v.parser.ParseWithClaims(token, &mc, v.keyFunc); err != nil {
+		// golang-jwt wraps decoding errors that may quote bytes of the token;
+		// keep only its fixed sentinel.
+		reason := jwt.ErrTokenInvalidClaims
+		for _, r := range tokenReasons {
+			if errors.Is(err, r) {
+				reason = r
+				break
+			}
+		}
+		return Claims{}, fmt.Errorf("jwtauth: %w: %w", tenancy.ErrUnauthenticated, reason)
+	}
+	raw, ok := mc[v.cfg.tenantClaim()]
+	if !ok {
+		return Claims{}, fmt.Errorf("jwtauth: %w: %w", tenancy.ErrUnauthenticated, ErrTenantClaimMissing)
+	}
+	ident, ok := raw.(string)
+	if !ok {
+		return Claims{}, fmt.Errorf("jwtauth: %w: %w", tenancy.ErrUnauthenticated, ErrTenantClaimMissing)
+	}
+	if tenancy.ValidateIdentifier(ident) != nil {
+		return Claims{}, fmt.Errorf("jwtauth: %w: %w", tenancy.ErrUnauthenticated, ErrTenantClaimInvalid)
+	}
+	sub, _ := mc["sub"].(string)
+	return Claims{Tenant: ident, Subject: sub, Raw: mc}, nil
+}
+
+type claimsKey struct{}
+
+// WithClaims returns a copy of ctx that carries c. The middleware calls it
+// for requests resolved from a token.
+func WithClaims(ctx context.Context, c *Claims) context.Context {
+	return context.WithValue(ctx, claimsKey{}, c)
+}
+
+// ClaimsFromContext returns the claims ctx carries and whether there are
+// any. It never panics.
+func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(*Claims)
+	return c, ok && c != nil
+}
