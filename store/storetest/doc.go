@@ -1,0 +1,16 @@
+// Package storetest is the conformance suite for tenancy.Store
+// implementations. Every store in this module (memory, PostgreSQL, SQLite)
+// runs it, and a store written elsewhere can run it too:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) tenancy.Store {
+//			return mystore.New(...) // a fresh, empty store
+//		})
+//	}
+//
+// The suite covers the whole contract documented on tenancy.Store: defaults
+// filled by Create, lookups by ID, identifier and domain, validation before
+// any query, duplicate and field errors, partial updates, domain moves,
+// soft delete and purge, ordered keyset listing, counts, metadata round
+// trips, copy semantics and concurrent creates.
+package storetest
