@@ -320,7 +320,7 @@ var tokenReasons = []error{
 // jwt.ErrTokenExpired, or ErrTenantClaimMissing / ErrTenantClaimInvalid.
 // Error messages never quote the token.
 func (v *Verifier) Verify(token string) (Claims, error) {
-	if token == "" {
+	if !wellFormed(token) {
 		return Claims{}, fmt.Errorf("jwtauth: %w: %w", tenancy.ErrUnauthenticated, jwt.ErrTokenMalformed)
 	}
 	var mc jwt.MapClaims
@@ -349,6 +349,29 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	}
 	sub, _ := mc["sub"].(string)
 	return Claims{Tenant: ident, Subject: sub, Raw: mc}, nil
+}
+
+// wellFormed reports whether token is three non-empty base64url parts. Go's
+// base64 decoder skips '\r' and '\n', so without this check "token\n"
+// would verify as "token".
+func wellFormed(token string) bool {
+	dots, part := 0, 0
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		switch {
+		case c == '.':
+			if part == 0 {
+				return false
+			}
+			dots, part = dots+1, 0
+			continue
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+		part++
+	}
+	return dots == 2 && part > 0
 }
 
 type claimsKey struct{}
