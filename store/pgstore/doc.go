@@ -1,0 +1,32 @@
+// Package pgstore is a tenancy.Store on PostgreSQL, using pgx.
+//
+// The tenant records live in a control schema ("tenancy" by default) in two
+// tables: tenants, and tenant_domains for the custom domains and aliases
+// that GetByDomain resolves. Lookups take one round trip; writes that touch
+// both tables run in one transaction; unique violations come back as
+// *tenancy.DuplicateError; every statement names its tables through
+// pgx.Identifier, and no key from a request is ever part of SQL text.
+//
+// # Setup
+//
+// New does not create tables. Run Migrate first, once per deploy or at
+// start (it is idempotent and safe to run from several instances at once),
+// with a role that may create the schema or owns it:
+//
+//	if err := pgstore.Migrate(ctx, migrationPool, pgstore.Config{}); err != nil {
+//		return err
+//	}
+//	store, err := pgstore.New(ctx, appPool, pgstore.Config{})
+//
+// The application's role need not own anything. It needs:
+//
+//	GRANT USAGE ON SCHEMA tenancy TO app;
+//	GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenants, tenancy.tenant_domains TO app;
+//
+// New returns an error wrapping ErrNotMigrated when the tables are missing,
+// and says which grants are needed when the role may not read them.
+//
+// Migrations are goose SQL files embedded in the package; the version table
+// and the migration lock live in the control schema too
+// (store_migrations, store_lock), so the store never writes to public.
+package pgstore
