@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 )
@@ -335,4 +337,27 @@ func (s *RedisServer) Port() int {
 	_, p, _ := net.SplitHostPort(s.Addr)
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// AdminExec runs sql as the superuser, retrying the errors that concurrent
+// changes to cluster-wide catalogs (roles, grants) raise when test processes
+// race: "tuple concurrently updated", duplicate role or key.
+func AdminExec(t testing.TB, sql string) {
+	t.Helper()
+	admin := Admin(t)
+	var err error
+	for range 20 {
+		_, err = admin.Exec(context.Background(), sql)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) {
+			break
+		}
+		if pgErr.Code != "XX000" && pgErr.Code != "23505" && pgErr.Code != "42710" && pgErr.Code != "40001" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("admin exec %q: %v", sql, err)
+	}
 }

@@ -1,0 +1,149 @@
+package isolation
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-tenancy/tenancy"
+)
+
+// HybridConfig configures a Hybrid provider.
+type HybridConfig struct {
+	// Tiers maps a tenant tier to the strategy its tenants use, e.g.
+	// "enterprise" -> IsolationSchema, "starter" -> IsolationRLS.
+	Tiers map[string]tenancy.Isolation
+	// Default is the strategy of tenants whose tier is not in Tiers.
+	// Required.
+	Default tenancy.Isolation
+	// Providers holds the provider of each strategy used. They must speak
+	// one dialect, so that application SQL is the same for every tenant.
+	Providers map[tenancy.Isolation]Provider
+}
+
+// Hybrid routes each tenant to a strategy by its tier, unless the tenant
+// overrides it (Tenant.Isolation): enterprise tenants in their own schema,
+// starter tenants in shared tables under RLS, on the same database.
+type Hybrid struct {
+	cfg     HybridConfig
+	dialect Dialect
+}
+
+var _ Provider = (*Hybrid)(nil)
+
+// NewHybrid checks that every strategy named has a provider and that the
+// providers share a dialect.
+func NewHybrid(cfg HybridConfig) (*Hybrid, error) {
+	need := []tenancy.Isolation{cfg.Default}
+	for _, s := range cfg.Tiers {
+		need = append(need, s)
+	}
+	for _, s := range need {
+		if s == tenancy.IsolationDefault || !s.Valid() {
+			return nil, fmt.Errorf("isolation: hybrid strategy %q is not rls, schema or database", s)
+		}
+		if cfg.Providers[s] == nil {
+			return nil, fmt.Errorf("isolation: hybrid strategy %q has no provider", s)
+		}
+	}
+	h := &Hybrid{cfg: cfg}
+	for s, p := range cfg.Providers {
+		if h.dialect == 0 {
+			h.dialect = p.Dialect()
+		} else if p.Dialect() != h.dialect {
+			return nil, fmt.Errorf("isolation: hybrid provider for %q speaks %s, others %s", s, p.Dialect(), h.dialect)
+		}
+	}
+	return h, nil
+}
+
+// Strategy returns the strategy t uses: its own override, else its tier's,
+// else the default.
+func (h *Hybrid) Strategy(t *tenancy.Tenant) tenancy.Isolation {
+	if t.Isolation != tenancy.IsolationDefault {
+		return t.Isolation
+	}
+	if s, ok := h.cfg.Tiers[t.Tier]; ok {
+		return s
+	}
+	return h.cfg.Default
+}
+
+// ProviderFor returns the provider serving t.
+func (h *Hybrid) ProviderFor(t *tenancy.Tenant) (Provider, error) {
+	if t == nil {
+		return nil, tenancy.ErrNoTenant
+	}
+	s := h.Strategy(t)
+	p := h.cfg.Providers[s]
+	if p == nil {
+		return nil, fmt.Errorf("isolation: tenant %s uses strategy %q, which has no provider", t.ID, s)
+	}
+	return p, nil
+}
+
+// Providers returns the configured providers by strategy.
+func (h *Hybrid) Providers() map[tenancy.Isolation]Provider { return h.cfg.Providers }
+
+// Dialect implements Provider.
+func (h *Hybrid) Dialect() Dialect { return h.dialect }
+
+// Initialize implements Provider.
+func (h *Hybrid) Initialize(ctx context.Context, t *tenancy.Tenant) error {
+	p, err := h.ProviderFor(t)
+	if err != nil {
+		return err
+	}
+	return p.Initialize(ctx, t)
+}
+
+// Destroy implements Provider.
+func (h *Hybrid) Destroy(ctx context.Context, t *tenancy.Tenant) error {
+	p, err := h.ProviderFor(t)
+	if err != nil {
+		return err
+	}
+	return p.Destroy(ctx, t)
+}
+
+// Exec implements Provider.
+func (h *Hybrid) Exec(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) (int64, error) {
+	p, err := h.ProviderFor(t)
+	if err != nil {
+		return 0, err
+	}
+	return p.Exec(ctx, t, sql, args...)
+}
+
+// Query implements Provider.
+func (h *Hybrid) Query(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) (Rows, error) {
+	p, err := h.ProviderFor(t)
+	if err != nil {
+		return nil, err
+	}
+	return p.Query(ctx, t, sql, args...)
+}
+
+// QueryRow implements Provider.
+func (h *Hybrid) QueryRow(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) Row {
+	p, err := h.ProviderFor(t)
+	if err != nil {
+		return ErrRow{Err: err}
+	}
+	return p.QueryRow(ctx, t, sql, args...)
+}
+
+// Tx implements Provider.
+func (h *Hybrid) Tx(ctx context.Context, t *tenancy.Tenant, fn func(Tx) error) error {
+	p, err := h.ProviderFor(t)
+	if err != nil {
+		return err
+	}
+	return p.Tx(ctx, t, fn)
+}
+
+// Close implements Provider: it closes every provider.
+func (h *Hybrid) Close() {
+	for _, p := range h.cfg.Providers {
+		p.Close()
+	}
+}

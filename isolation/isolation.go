@@ -1,0 +1,169 @@
+// Package isolation defines how application code reaches a tenant's data,
+// whichever strategy keeps it apart: row-level security, a schema per tenant
+// or a database per tenant on PostgreSQL (package isolation/postgres), or a
+// file per tenant on SQLite (package isolation/sqlite).
+//
+// Code written against Provider is the same for every strategy; only the SQL
+// dialect may differ. Every call names its tenant explicitly: nothing is
+// taken from a connection, a goroutine or a global, so work started for one
+// tenant cannot run in another's.
+package isolation
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/go-tenancy/tenancy"
+	"github.com/jackc/pgx/v5"
+)
+
+// Dialect is the SQL dialect a provider speaks.
+type Dialect int
+
+// Dialects.
+const (
+	Postgres Dialect = iota + 1
+	SQLite
+)
+
+func (d Dialect) String() string {
+	switch d {
+	case Postgres:
+		return "postgres"
+	case SQLite:
+		return "sqlite"
+	}
+	return fmt.Sprintf("Dialect(%d)", int(d))
+}
+
+// ErrNoRows is returned by Row.Scan when the query selected nothing. It is
+// database/sql's sql.ErrNoRows, which pgx's ErrNoRows also matches, so one
+// errors.Is check serves every dialect.
+var ErrNoRows = sql.ErrNoRows
+
+// ErrUnknownPlacement: a tenant's Placement names no configured server.
+var ErrUnknownPlacement = errors.New("tenant placement names no configured database server")
+
+// Rows is the result of a query. Call Close when done (it is also closed by a
+// Next that returns false), then check Err.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Row is the result of a query expected to return one row. Scan returns
+// ErrNoRows when there is none.
+type Row interface {
+	Scan(dest ...any) error
+}
+
+// Querier runs statements in one tenant's scope.
+type Querier interface {
+	// Exec runs a statement and returns the number of rows it affected.
+	Exec(ctx context.Context, sql string, args ...any) (int64, error)
+	// Query runs a statement that returns rows.
+	Query(ctx context.Context, sql string, args ...any) (Rows, error)
+	// QueryRow runs a statement that returns at most one row.
+	QueryRow(ctx context.Context, sql string, args ...any) Row
+}
+
+// Tx is a transaction in one tenant's scope.
+type Tx interface {
+	Querier
+	// Pgx returns the underlying pgx transaction on PostgreSQL, and nil on
+	// SQLite. Statements run on it stay in the tenant's scope.
+	Pgx() pgx.Tx
+	// SQL returns the underlying database/sql transaction on SQLite, and nil
+	// on PostgreSQL.
+	SQL() *sql.Tx
+}
+
+// Provider keeps tenants' data apart. Every method that reaches data takes the
+// tenant explicitly; a nil tenant is refused with tenancy.ErrNoTenant before
+// anything is sent.
+type Provider interface {
+	// Dialect reports the SQL dialect statements must be written in.
+	Dialect() Dialect
+	// Initialize creates what the strategy needs for t (a schema, a database,
+	// a file). It is idempotent.
+	Initialize(ctx context.Context, t *tenancy.Tenant) error
+	// Destroy removes all of t's data: its rows, schema, database or file.
+	// It is idempotent.
+	Destroy(ctx context.Context, t *tenancy.Tenant) error
+	// Exec runs one statement in t's scope and returns the rows affected.
+	Exec(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) (int64, error)
+	// Query runs one statement in t's scope.
+	Query(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) (Rows, error)
+	// QueryRow runs one statement in t's scope and returns its first row.
+	QueryRow(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) Row
+	// Tx runs fn in a transaction in t's scope. It commits when fn returns
+	// nil and rolls back otherwise.
+	Tx(ctx context.Context, t *tenancy.Tenant, fn func(Tx) error) error
+	// Close releases what the provider opened. Pools passed in by the caller
+	// stay open.
+	Close()
+}
+
+// Scoped binds a Provider to one tenant, for code that works for a single
+// tenant throughout, such as a request handler.
+type Scoped struct {
+	Provider Provider
+	Tenant   *tenancy.Tenant
+}
+
+// For returns p bound to t.
+func For(p Provider, t *tenancy.Tenant) Scoped { return Scoped{Provider: p, Tenant: t} }
+
+// FromContext returns p bound to the tenant ctx carries, or
+// tenancy.ErrNoTenant when it carries none.
+func FromContext(ctx context.Context, p Provider) (Scoped, error) {
+	t, ok := tenancy.FromContext(ctx)
+	if !ok {
+		return Scoped{}, tenancy.ErrNoTenant
+	}
+	return For(p, t), nil
+}
+
+// Exec runs a statement in the bound tenant's scope.
+func (s Scoped) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	return s.Provider.Exec(ctx, s.Tenant, sql, args...)
+}
+
+// Query runs a statement in the bound tenant's scope.
+func (s Scoped) Query(ctx context.Context, sql string, args ...any) (Rows, error) {
+	return s.Provider.Query(ctx, s.Tenant, sql, args...)
+}
+
+// QueryRow runs a statement in the bound tenant's scope.
+func (s Scoped) QueryRow(ctx context.Context, sql string, args ...any) Row {
+	return s.Provider.QueryRow(ctx, s.Tenant, sql, args...)
+}
+
+// Tx runs fn in a transaction in the bound tenant's scope.
+func (s Scoped) Tx(ctx context.Context, fn func(Tx) error) error {
+	return s.Provider.Tx(ctx, s.Tenant, fn)
+}
+
+// ErrRow is a Row whose Scan returns an error; providers return it when a
+// query could not be sent.
+type ErrRow struct{ Err error }
+
+// Scan returns the error.
+func (r ErrRow) Scan(...any) error { return r.Err }
+
+// CheckTenant returns tenancy.ErrNoTenant for a nil tenant and the
+// validation error for a tenant whose ID or identifier is invalid: providers
+// call it before building any name or statement.
+func CheckTenant(t *tenancy.Tenant) error {
+	if t == nil {
+		return tenancy.ErrNoTenant
+	}
+	if err := tenancy.ValidateID(t.ID); err != nil {
+		return err
+	}
+	return tenancy.ValidateIdentifier(t.Identifier)
+}
