@@ -105,15 +105,6 @@ func (e *executor) query(ctx context.Context, pool *pgxpool.Pool, sc *scope, sql
 	return rows, nil
 }
 
-// exec runs sql in sc's scope and returns the rows it affected.
-func (e *executor) exec(ctx context.Context, pool *pgxpool.Pool, sc *scope, sql string, args []any) (int64, error) {
-	rows, err := e.query(ctx, pool, sc, sql, args)
-	if err != nil {
-		return 0, err
-	}
-	return drain(rows)
-}
-
 // drain reads rows to the end and returns the command's affected rows.
 func drain(rows isolation.Rows) (int64, error) {
 	for rows.Next() {

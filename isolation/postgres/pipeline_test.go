@@ -339,7 +339,7 @@ func TestRLSDestroyOrder(t *testing.T) {
 	owner := testenv.Pool(t, e.owner)
 	mustExec(t, owner, append([]string{`CREATE TABLE comments (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	`+postgres.TenantIDColumn+`,
+	` + postgres.TenantIDColumn + `,
 	note_id uuid NOT NULL REFERENCES notes (id),
 	body text NOT NULL)`}, postgres.EnableRLS("comments")...)...)
 	if err := postgres.GrantSchema(ctx, owner, "public", postgres.DefaultRole); err != nil {
