@@ -1,0 +1,374 @@
+// Package limit enforces per-tenant request rates. It is off unless
+// configured: a zero Rate means unlimited.
+//
+// With Redis, every instance shares one budget per tenant: a GCRA (generic
+// cell rate algorithm) decision made atomically in Redis by the Lua script
+// of github.com/go-redis/redis_rate. Without Redis, or while Redis is
+// failing, each process keeps a token bucket per tenant
+// (golang.org/x/time/rate) in a bounded cache. Redis failures never fail a
+// request: the limiter falls back to the in-process buckets, logs the
+// outage once, counts every decision made that way in
+// tenancy_ratelimit_fallback_total, and tries Redis again after a short
+// pause. During an outage each instance enforces the full rate on its own,
+// so the fleet admits up to N times the rate.
+//
+// Keys and buckets are per tenant ID, never per identifier or domain, so
+// one tenant exhausting its rate never limits another.
+package limit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/problem"
+	"github.com/maypok86/otter/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+)
+
+// Defaults.
+const (
+	DefaultPrefix     = "tenancy:ratelimit:"
+	DefaultMaxTenants = 100_000
+	DefaultRetryRedis = time.Second
+	// redisRatePrefix is what redis_rate puts before every key it is given.
+	redisRatePrefix = "rate:"
+)
+
+// Rate is a request rate: Limit requests per Period, with bursts of up to
+// Burst requests.
+type Rate struct {
+	// Limit is the number of requests per Period. Zero (or less) means
+	// unlimited.
+	Limit int
+	// Period is the window Limit applies to. Default one second.
+	Period time.Duration
+	// Burst is how many requests may arrive at once. Default Limit.
+	Burst int
+}
+
+func (r Rate) normalized() Rate {
+	if r.Period <= 0 {
+		r.Period = time.Second
+	}
+	if r.Burst <= 0 {
+		r.Burst = r.Limit
+	}
+	return r
+}
+
+// Config configures a Limiter.
+type Config struct {
+	// Default is the rate of tenants whose tier is not in Tiers. Zero:
+	// unlimited.
+	Default Rate
+	// Tiers maps a tenant tier to its rate; a zero Rate makes the tier
+	// unlimited. Tiers not listed get Default.
+	Tiers map[string]Rate
+	// Redis, when set, holds the shared budgets. Nil: in-process limits
+	// only, per instance. Give the client short timeouts and few retries:
+	// the request that first meets an outage waits for them.
+	Redis redis.UniversalClient
+	// Prefix starts every Redis key, followed by the tenant ID (redis_rate
+	// puts "rate:" before it; see Keys). Default "tenancy:ratelimit:".
+	Prefix string
+	// MaxTenants bounds the in-process buckets kept; the least used are
+	// dropped first (a dropped bucket starts full again). Default 100000.
+	MaxTenants int
+	// RetryRedis is how long the limiter stays on its in-process buckets
+	// after a Redis failure before trying Redis again. Default one second.
+	RetryRedis time.Duration
+	// Logger receives the start and end of Redis outages. Default
+	// slog.Default().
+	Logger *slog.Logger
+	// Registerer registers tenancy_ratelimit_decisions_total and
+	// tenancy_ratelimit_fallback_total. Default nil: not registered.
+	// Limiters sharing a Registerer share the counters.
+	Registerer prometheus.Registerer
+	// ErrorHandler writes a rejection (an error wrapping
+	// tenancy.ErrRateLimited that implements RetryAfter) or a failure.
+	// Default problem.WriteError: 429 with Retry-After.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+}
+
+// Limiter limits request rates per tenant. It is safe for concurrent use.
+type Limiter struct {
+	def        Rate
+	tiers      map[string]Rate
+	prefix     string
+	redis      *redis_rate.Limiter
+	rdb        redis.UniversalClient
+	retryRedis time.Duration
+	logger     *slog.Logger
+	onError    func(http.ResponseWriter, *http.Request, error)
+	local      *otter.Cache[string, *bucket]
+	m          *metrics
+
+	// downUntil is zero while Redis is healthy; otherwise the UnixNano time
+	// until which decisions stay in-process.
+	downUntil atomic.Int64
+}
+
+// bucket is one tenant's in-process token bucket, for one rate. A tenant
+// whose rate changes (a new tier) gets a new bucket.
+type bucket struct {
+	rate Rate
+	lim  *rate.Limiter
+}
+
+// New returns a Limiter for cfg.
+func New(cfg Config) *Limiter {
+	l := &Limiter{
+		def:        cfg.Default.normalized(),
+		tiers:      make(map[string]Rate, len(cfg.Tiers)),
+		prefix:     cfg.Prefix,
+		rdb:        cfg.Redis,
+		retryRedis: cfg.RetryRedis,
+		logger:     cfg.Logger,
+		onError:    cfg.ErrorHandler,
+		m:          newMetrics(cfg.Registerer),
+	}
+	for k, v := range cfg.Tiers {
+		l.tiers[k] = v.normalized()
+	}
+	if l.prefix == "" {
+		l.prefix = DefaultPrefix
+	}
+	if l.retryRedis <= 0 {
+		l.retryRedis = DefaultRetryRedis
+	}
+	if l.logger == nil {
+		l.logger = slog.Default()
+	}
+	if l.onError == nil {
+		l.onError = func(w http.ResponseWriter, _ *http.Request, err error) { problem.WriteError(w, err) }
+	}
+	if cfg.Redis != nil {
+		l.redis = redis_rate.NewLimiter(cfg.Redis)
+	}
+	size := cfg.MaxTenants
+	if size <= 0 {
+		size = DefaultMaxTenants
+	}
+	l.local = otter.Must(&otter.Options[string, *bucket]{
+		MaximumSize: size,
+		// An idle bucket is full again after Burst/rate; dropping it then
+		// changes nothing.
+		ExpiryCalculator: otter.ExpiryAccessingFunc(func(e otter.Entry[string, *bucket]) time.Duration {
+			r := e.Value.rate
+			return max(time.Second, r.Period*time.Duration(r.Burst)/time.Duration(r.Limit))
+		}),
+	})
+	return l
+}
+
+// rateFor returns the tenant's rate and whether it is limited at all.
+func (l *Limiter) rateFor(t *tenancy.Tenant) (Rate, bool) {
+	r, ok := l.tiers[t.Tier]
+	if !ok {
+		r = l.def
+	}
+	return r, r.Limit > 0
+}
+
+// Allow reports whether the tenant may make one more request now and, when
+// not, how long until it may. Redis failures are not errors: the decision is
+// then made in-process. The error is non-nil only when ctx ended.
+func (l *Limiter) Allow(ctx context.Context, t *tenancy.Tenant) (allowed bool, retryAfter time.Duration, err error) {
+	r, limited := l.rateFor(t)
+	if !limited {
+		return true, 0, nil
+	}
+	tier := t.Tier
+	if tier == "" {
+		tier = "default"
+	}
+	if l.redis != nil {
+		if l.useRedis() {
+			res, err := l.redis.Allow(ctx, l.prefix+t.ID, redis_rate.Limit{Rate: r.Limit, Burst: r.Burst, Period: r.Period})
+			if err == nil {
+				l.redisUp()
+				allowed = res.Allowed > 0
+				l.m.decision(tier, allowed)
+				if allowed {
+					return true, 0, nil
+				}
+				return false, max(res.RetryAfter, time.Millisecond), nil
+			}
+			if ctx.Err() != nil {
+				// The caller is gone; that says nothing about Redis.
+				return false, 0, fmt.Errorf("limit: allow: %w", ctx.Err())
+			}
+			l.redisDown(err)
+		}
+		l.m.fallback.Inc()
+	}
+	allowed, retryAfter = l.allowLocal(t.ID, r, time.Now())
+	l.m.decision(tier, allowed)
+	return allowed, retryAfter, nil
+}
+
+func (l *Limiter) allowLocal(id string, r Rate, now time.Time) (bool, time.Duration) {
+	b, ok := l.local.GetIfPresent(id)
+	if !ok || b.rate != r {
+		nb := &bucket{rate: r, lim: rate.NewLimiter(rate.Limit(float64(r.Limit)/r.Period.Seconds()), r.Burst)}
+		if ok {
+			l.local.Set(id, nb)
+			b = nb
+		} else {
+			b, _ = l.local.SetIfAbsent(id, nb)
+		}
+	}
+	if b.lim.AllowN(now, 1) {
+		return true, 0
+	}
+	missing := 1 - b.lim.TokensAt(now)
+	wait := time.Duration(missing * float64(r.Period) / float64(r.Limit))
+	return false, max(wait, time.Millisecond)
+}
+
+// useRedis reports whether to ask Redis: always while it is healthy; after
+// an outage, once RetryRedis has passed, for one request at a time (the
+// others stay in-process until that probe succeeds).
+func (l *Limiter) useRedis() bool {
+	until := l.downUntil.Load()
+	if until == 0 {
+		return true
+	}
+	now := time.Now().UnixNano()
+	return now >= until && l.downUntil.CompareAndSwap(until, now+int64(l.retryRedis))
+}
+
+func (l *Limiter) redisDown(err error) {
+	if l.downUntil.Swap(time.Now().Add(l.retryRedis).UnixNano()) == 0 {
+		l.logger.Warn("tenancy: rate limiter cannot reach Redis; limiting in-process until it answers", slog.Any("error", err))
+	}
+}
+
+func (l *Limiter) redisUp() {
+	if l.downUntil.Load() != 0 && l.downUntil.Swap(0) != 0 {
+		l.logger.Info("tenancy: rate limiter reaches Redis again")
+	}
+}
+
+// Middleware limits the rate of requests whose context carries a tenant: run
+// it after the tenancy middleware. Requests without a tenant pass through.
+// A rejected request gets 429 with Retry-After.
+func (l *Limiter) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t, ok := tenancy.FromContext(r.Context())
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		allowed, wait, err := l.Allow(r.Context(), t)
+		switch {
+		case err != nil:
+			l.onError(w, r, err)
+		case !allowed:
+			l.onError(w, r, &tenancy.RetryAfterError{Err: tenancy.ErrRateLimited, After: wait})
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// Keys returns the Redis keys that hold the tenant's budget, for a purge to
+// delete: "rate:" + Prefix + tenantID. It returns nil without Redis or for
+// an invalid ID.
+func (l *Limiter) Keys(tenantID string) []string {
+	if l.redis == nil || tenancy.ValidateID(tenantID) != nil {
+		return nil
+	}
+	return []string{redisRatePrefix + l.prefix + tenantID}
+}
+
+// Reset forgets the tenant's budget, in-process and in Redis, so that its
+// next request starts with a full burst.
+func (l *Limiter) Reset(ctx context.Context, tenantID string) error {
+	if err := tenancy.ValidateID(tenantID); err != nil {
+		return fmt.Errorf("limit: reset: %w", err)
+	}
+	l.local.Invalidate(tenantID)
+	if l.redis != nil {
+		if err := l.redis.Reset(ctx, l.prefix+tenantID); err != nil {
+			return fmt.Errorf("limit: reset tenant %s in Redis: %w", tenantID, err)
+		}
+	}
+	return nil
+}
+
+// metrics holds the counters; decision counters are cached per label pair,
+// as CounterVec.WithLabelValues allocates.
+type metrics struct {
+	decisions *prometheus.CounterVec
+	fallback  prometheus.Counter
+	mu        sync.RWMutex
+	cached    map[labelPair]prometheus.Counter
+}
+
+type labelPair struct {
+	tier    string
+	allowed bool
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenancy_ratelimit_decisions_total",
+			Help: "Rate limit decisions by tenant tier and outcome (allowed or rejected).",
+		}, []string{"tier", "outcome"}),
+		fallback: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tenancy_ratelimit_fallback_total",
+			Help: "Rate limit decisions made in-process because Redis was unavailable.",
+		}),
+		cached: make(map[labelPair]prometheus.Counter),
+	}
+	if reg != nil {
+		m.decisions = register(reg, m.decisions)
+		m.fallback = register(reg, m.fallback)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// its name so that several limiters share it.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(fmt.Sprintf("limit: register metrics: %v", err))
+	}
+	return c
+}
+
+func (m *metrics) decision(tier string, allowed bool) {
+	k := labelPair{tier, allowed}
+	m.mu.RLock()
+	c, ok := m.cached[k]
+	m.mu.RUnlock()
+	if !ok {
+		outcome := "rejected"
+		if allowed {
+			outcome = "allowed"
+		}
+		c = m.decisions.WithLabelValues(tier, outcome)
+		m.mu.Lock()
+		m.cached[k] = c
+		m.mu.Unlock()
+	}
+	c.Inc()
+}

@@ -1,0 +1,307 @@
+package resolve_test
+
+// Fuzz targets: each drives one resolver through the real middleware with a
+// Lookup that fails the test when handed anything unvalidated, and checks
+// the response against a model: the documented status, and a problem+json
+// body equal byte for byte to the canonical one, so no input is echoed.
+// Their seeds (f.Add) run in every go test; explore further with, e.g.,
+//
+//	go test -run '^$' -fuzz '^FuzzHeader$' -fuzztime 30s ./resolve
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/middleware"
+	"github.com/go-tenancy/tenancy/problem"
+	"github.com/go-tenancy/tenancy/resolve"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// echo answers 200 with the tenant ID and the path the handler saw.
+var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	t, ok := tenancy.FromContext(r.Context())
+	if !ok {
+		http.Error(w, "no tenant in context", 500)
+		return
+	}
+	_, _ = io.WriteString(w, t.ID+" "+r.URL.Path)
+})
+
+func run(t *testing.T, res resolve.Resolver, r *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	middleware.New(middleware.Config{Resolver: res, Logger: discardLogger})(echo).ServeHTTP(rec, r)
+	return rec
+}
+
+// expectError checks that rec is exactly the problem details of want.
+func expectError(t *testing.T, rec *httptest.ResponseRecorder, want error) {
+	t.Helper()
+	d := problem.FromError(want)
+	if rec.Code != d.Status {
+		t.Fatalf("status %d, want %d (%s); body %s", rec.Code, d.Status, d.Type, rec.Body)
+	}
+	var buf bytes.Buffer
+	_ = json.NewEncoder(&buf).Encode(d)
+	if !bytes.Equal(rec.Body.Bytes(), buf.Bytes()) {
+		t.Fatalf("body %s, want %s", rec.Body, buf.Bytes())
+	}
+	if rec.Header().Get("Content-Type") != problem.ContentType {
+		t.Fatalf("Content-Type %q", rec.Header().Get("Content-Type"))
+	}
+	for k := range d.Header {
+		if rec.Header().Get(k) != d.Header.Get(k) {
+			t.Fatalf("%s = %q, want %q", k, rec.Header().Get(k), d.Header.Get(k))
+		}
+	}
+}
+
+// expectTenant checks the outcome for a valid identifier: the model looks
+// the tenant up in the store and applies the status rules.
+func expectTenant(t *testing.T, rec *httptest.ResponseRecorder, store tenancy.Store, identifier, path string) {
+	t.Helper()
+	tn, err := store.GetByIdentifier(t.Context(), identifier)
+	if err == nil {
+		err = tn.CheckStatus()
+	}
+	switch {
+	case err == nil:
+		if want := tn.ID + " " + path; rec.Code != 200 || rec.Body.String() != want {
+			t.Fatalf("got %d %q, want 200 %q", rec.Code, rec.Body, want)
+		}
+	case errors.Is(err, tenancy.ErrTenantNotReady):
+		expectError(t, rec, &tenancy.RetryAfterError{Err: err, After: middleware.DefaultRetryAfter})
+	default:
+		expectError(t, rec, err)
+	}
+}
+
+// slugErrors maps a problem type back to the error it documents.
+var slugErrors = map[string]error{
+	problem.TypeBase + problem.SlugTenantMissing:   tenancy.ErrNoTenant,
+	problem.TypeBase + problem.SlugTenantInvalid:   tenancy.ErrInvalidIdentifier,
+	problem.TypeBase + problem.SlugTenantNotFound:  tenancy.ErrTenantNotFound,
+	problem.TypeBase + problem.SlugTenantSuspended: tenancy.ErrTenantSuspended,
+	problem.TypeBase + problem.SlugTenantDeleted:   tenancy.ErrTenantDeleted,
+	problem.TypeBase + problem.SlugTenantNotReady:  &tenancy.RetryAfterError{Err: tenancy.ErrTenantNotReady, After: middleware.DefaultRetryAfter},
+	problem.TypeBase + problem.SlugTenantConflict:  tenancy.ErrTenantConflict,
+	problem.TypeBase + problem.SlugUnauthenticated: tenancy.ErrUnauthenticated,
+}
+
+// expectDocumented checks that rec is a 200 for a known tenant or one of the
+// documented problems, exactly.
+func expectDocumented(t *testing.T, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	if rec.Code == 200 {
+		id, _, _ := strings.Cut(rec.Body.String(), " ")
+		for _, f := range fixture {
+			if f.ID == id {
+				return
+			}
+		}
+		t.Fatalf("200 with unknown tenant: %q", rec.Body)
+	}
+	var d problem.Details
+	if err := json.Unmarshal(rec.Body.Bytes(), &d); err != nil {
+		t.Fatalf("status %d, body not JSON: %q", rec.Code, rec.Body)
+	}
+	want, ok := slugErrors[d.Type]
+	if !ok {
+		t.Fatalf("undocumented problem %d %q", rec.Code, d.Type)
+	}
+	expectError(t, rec, want)
+}
+
+func FuzzHeader(f *testing.F) {
+	for _, s := range append(badIdentifiers, "acme-corp", "globex", "initech", "umbrella", "hooli", "pied-piper", "nobody", "acme") {
+		f.Add(s)
+	}
+	store := newStore(f)
+	f.Fuzz(func(t *testing.T, value string) {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.Header["X-Tenant-Id"] = []string{value}
+		rec := run(t, resolve.Header{Lookup: strictLookup{t, store}}, r)
+		if tenancy.ValidateIdentifier(value) != nil {
+			expectError(t, rec, tenancy.ErrInvalidIdentifier)
+			return
+		}
+		expectTenant(t, rec, store, value, "/x")
+	})
+}
+
+func FuzzPath(f *testing.F) {
+	for _, s := range badIdentifiers {
+		f.Add("/t/" + s + "/x")
+		f.Add("/t/" + s)
+	}
+	for _, s := range []string{"", "/", "/t", "/t/", "/t//", "/T/acme-corp", "t/acme-corp", "/t/acme-corp", "/t/acme-corp/", "/t/acme-corp/a/b", "/t/initech/x", "/t/hooli", "/t/nobody/x", "/t/acme-corp\n/x", "/t/../x", "/t/acme-corp/../../x"} {
+		f.Add(s)
+	}
+	store := newStore(f)
+	f.Fuzz(func(t *testing.T, path string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.URL.Path, r.URL.RawPath = path, ""
+		rec := run(t, resolve.Path{Lookup: strictLookup{t, store}}, r)
+		rest, ok := strings.CutPrefix(path, "/t/")
+		if !ok {
+			expectError(t, rec, tenancy.ErrNoTenant)
+			return
+		}
+		ident, tail, found := strings.Cut(rest, "/")
+		tail = "/" + tail
+		if !found {
+			tail = "/"
+		}
+		if tenancy.ValidateIdentifier(ident) != nil {
+			expectError(t, rec, tenancy.ErrInvalidIdentifier)
+			return
+		}
+		expectTenant(t, rec, store, ident, tail)
+	})
+}
+
+func FuzzHost(f *testing.F) {
+	hosts := []string{
+		"", " ", "\t", "acme-corp.example.com", "acme-corp.example.com\n", "ACME-CORP.EXAMPLE.COM", "Acme-Corp.example.com",
+		"acme-corp.example.com:8080", "acme-corp.example.com.", "acme-corp.example.com.:443", "acme-corp.example.com..",
+		"acme.example.com", "ab.example.com", "app.acme.com", "APP.ACME.COM.", "example.com", "example.com.", "other.org",
+		"www.acme-corp.example.com", "initech.example.com", "hooli.example.com", "umbrella.example.com", "nobody.example.com",
+		"аcme-corp.example.com", "ａｃｍｅ.example.com", strings.Repeat("a", 64) + ".example.com", strings.Repeat("a", 57) + ".example.com",
+		`a"; drop schema public; --.example.com`, "../x", "../x.example.com", "acme-corp.example.com/../x",
+		"127.0.0.1", "127.0.0.1:80", "[::1]", "[::1]:8000", "::1", "[fe80::1%eth0]:80", "[::ffff:127.0.0.1]:80", ":80",
+		"acme-corp.example.com:", "acme-corp.example.com:x", "acme_corp.example.com", "-acme.example.com", "acme-.example.com",
+	}
+	for _, h := range hosts {
+		f.Add(h, "", false)
+		f.Add("example.com", h, false) // spoofed X-Forwarded-Host from an untrusted peer
+		f.Add("internal:8080", h, true)
+	}
+	f.Add("example.com", "acme-corp.example.com, globex.example.com", true)
+	f.Add("globex.example.com", "acme-corp.example.com", false)
+	store := newStore(f)
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	f.Fuzz(func(t *testing.T, host, fwd string, fromProxy bool) {
+		res := resolve.Host{BaseDomain: "example.com", TrustedProxies: trusted, Lookup: strictLookup{t, store}}
+		req := func(host, fwd, peer string) *httptest.ResponseRecorder {
+			r := httptest.NewRequest("GET", "/x", nil)
+			r.Host, r.RemoteAddr = host, peer
+			if fwd != "" {
+				r.Header["X-Forwarded-Host"] = []string{fwd}
+			}
+			return run(t, res, r)
+		}
+		peer := "203.0.113.7:1234"
+		if fromProxy {
+			peer = "10.0.0.7:1234"
+		}
+		rec := req(host, fwd, peer)
+		expectDocumented(t, rec)
+
+		// The model for X-Forwarded-Host: from an untrusted peer it changes
+		// nothing; from a trusted one its first value stands for the Host.
+		var same *httptest.ResponseRecorder
+		first, _, _ := strings.Cut(fwd, ",")
+		first = strings.Trim(first, " \t")
+		switch {
+		case !fromProxy || first == "":
+			same = req(host, "", "203.0.113.7:1234")
+		default:
+			same = req(first, "", "203.0.113.7:1234")
+		}
+		if rec.Code != same.Code || rec.Body.String() != same.Body.String() {
+			t.Fatalf("X-Forwarded-Host (trusted %v) changed the outcome: %d %q vs %d %q", fromProxy, rec.Code, rec.Body, same.Code, same.Body)
+		}
+	})
+}
+
+// jwtSeeds returns the pitfall tokens, signed once.
+func jwtSeeds(t testing.TB) (good string, bad []string) {
+	t.Helper()
+	fx := jwtSetup(t)
+	exp := time.Now().Add(24 * time.Hour).Unix()
+	rs := func(edit func(jwt.MapClaims)) string {
+		return token(t, jwt.SigningMethodRS256, fx.rsKey, "acme-corp", func(c jwt.MapClaims) { c["exp"] = exp; edit(c) })
+	}
+	good = rs(func(jwt.MapClaims) {})
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der := x509.MarshalPKCS1PublicKey(&fx.rsKey.PublicKey)
+	bad = []string{
+		"", " ", "garbage", "a.b.c", good + "\n", good + " ", " " + good, strings.ToUpper(good),
+		token(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "acme-corp", nil),
+		token(t, jwt.SigningMethodHS256, fx.pubPEM, "acme-corp", nil),
+		token(t, jwt.SigningMethodHS256, pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: der}), "acme-corp", nil),
+		token(t, jwt.SigningMethodRS256, other, "acme-corp", nil),
+		rs(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }),
+		rs(func(c jwt.MapClaims) { delete(c, "exp") }),
+		rs(func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(time.Hour).Unix() }),
+		rs(func(c jwt.MapClaims) { c["aud"] = "other" }),
+		rs(func(c jwt.MapClaims) { delete(c, "tenant_id") }),
+		rs(func(c jwt.MapClaims) { c["tenant_id"] = "ACME-CORP" }),
+		rs(func(c jwt.MapClaims) { c["tenant_id"] = `a"; drop schema public; --` }),
+		rs(func(c jwt.MapClaims) { c["tenant_id"] = "initech" }),
+		rs(func(c jwt.MapClaims) { c["tenant_id"] = "nobody" }),
+	}
+	return good, bad
+}
+
+func FuzzJWT(f *testing.F) {
+	good, bad := jwtSeeds(f)
+	f.Add(good)
+	for _, s := range bad {
+		f.Add(s)
+	}
+	store := newStore(f)
+	v := jwtSetup(f).rs
+	f.Fuzz(func(t *testing.T, tok string) {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.Header["Authorization"] = []string{"Bearer " + tok}
+		rec := run(t, resolve.JWT{Verifier: v, Lookup: strictLookup{t, store}}, r)
+		// The verifier, tested on its own in jwtauth, is the oracle for
+		// the token; the model adds the HTTP outcome.
+		claims, err := v.Verify(strings.TrimLeft(tok, " "))
+		if err != nil {
+			expectError(t, rec, tenancy.ErrUnauthenticated)
+			return
+		}
+		expectTenant(t, rec, store, claims.Tenant, "/x")
+	})
+}
+
+func FuzzJWTClaim(f *testing.F) {
+	for _, s := range append(badIdentifiers, "acme-corp", "initech", "hooli", "nobody") {
+		f.Add(s)
+	}
+	store := newStore(f)
+	v := jwtSetup(f).hs
+	f.Fuzz(func(t *testing.T, claim string) {
+		tok := token(t, jwt.SigningMethodHS256, hmacKey, claim, nil)
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		rec := run(t, resolve.JWT{Verifier: v, Lookup: strictLookup{t, store}}, r)
+		if tenancy.ValidateIdentifier(claim) != nil {
+			expectError(t, rec, tenancy.ErrUnauthenticated)
+			return
+		}
+		expectTenant(t, rec, store, claim, "/x")
+	})
+}
