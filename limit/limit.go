@@ -100,6 +100,8 @@ type Config struct {
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
+var errNilTenant = errors.New("limit: allow: nil tenant")
+
 // Limiter limits request rates per tenant. It is safe for concurrent use.
 type Limiter struct {
 	def        Rate
@@ -125,7 +127,9 @@ type bucket struct {
 	lim  *rate.Limiter
 }
 
-// New returns a Limiter for cfg.
+// New returns a Limiter for cfg. It panics when cfg.Registerer already
+// holds a different collector under one of the limiter's metric names: a
+// programming error, found at start-up.
 func New(cfg Config) *Limiter {
 	l := &Limiter{
 		def:        cfg.Default.normalized(),
@@ -182,8 +186,12 @@ func (l *Limiter) rateFor(t *tenancy.Tenant) (Rate, bool) {
 
 // Allow reports whether the tenant may make one more request now and, when
 // not, how long until it may. Redis failures are not errors: the decision is
-// then made in-process. The error is non-nil only when ctx ended.
+// then made in-process. The error is non-nil only when ctx ended or t is
+// nil.
 func (l *Limiter) Allow(ctx context.Context, t *tenancy.Tenant) (allowed bool, retryAfter time.Duration, err error) {
+	if t == nil {
+		return false, 0, errNilTenant
+	}
 	r, limited := l.rateFor(t)
 	if !limited {
 		return true, 0, nil

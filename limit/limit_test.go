@@ -330,3 +330,11 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 	}
 	return 0
 }
+
+func TestAllowNilTenant(t *testing.T) {
+	t.Parallel()
+	l := limit.New(limit.Config{Default: limit.Rate{Limit: 1}, Logger: quiet})
+	if ok, _, err := l.Allow(context.Background(), nil); ok || err == nil {
+		t.Fatalf("Allow(nil) = %v, %v", ok, err)
+	}
+}

@@ -87,9 +87,10 @@ const (
 	TierNone    = "none"
 )
 
-// New returns the middleware. It panics when cfg has no Resolver or a public
-// path is not a valid ServeMux pattern: both are programming errors, found at
-// start-up.
+// New returns the middleware. It panics when cfg has no Resolver, when a
+// public path is not a valid ServeMux pattern, or when cfg.Registerer holds a
+// different collector named tenancy_resolutions_total: programming errors,
+// found at start-up.
 func New(cfg Config) func(http.Handler) http.Handler {
 	if cfg.Resolver == nil {
 		panic("middleware: Config.Resolver is required")
