@@ -21,14 +21,14 @@ import (
 
 // database creates a fresh database for t and returns its DSN and a
 // superuser pool on it.
-func database(t *testing.T) (string, *pgxpool.Pool) {
+func database(t testing.TB) (string, *pgxpool.Pool) {
 	t.Helper()
 	dsn := testenv.NewDatabase(t)
 	return dsn, testenv.Pool(t, dsn, func(c *pgxpool.Config) { c.MaxConns = 8 })
 }
 
 // migrated migrates a fresh control schema in pool and returns its Config.
-func migrated(t *testing.T, pool *pgxpool.Pool) pgstore.Config {
+func migrated(t testing.TB, pool *pgxpool.Pool) pgstore.Config {
 	t.Helper()
 	cfg := pgstore.Config{Schema: testenv.RandomName("ts_")}
 	if err := pgstore.Migrate(t.Context(), pool, cfg); err != nil {
@@ -37,7 +37,7 @@ func migrated(t *testing.T, pool *pgxpool.Pool) pgstore.Config {
 	return cfg
 }
 
-func newStore(t *testing.T, pool *pgxpool.Pool, cfg pgstore.Config) *pgstore.Store {
+func newStore(t testing.TB, pool *pgxpool.Pool, cfg pgstore.Config) *pgstore.Store {
 	t.Helper()
 	s, err := pgstore.New(t.Context(), pool, cfg)
 	if err != nil {
@@ -390,5 +390,55 @@ func TestSimpleProtocol(t *testing.T) {
 		if _, err := s.List(t.Context(), tenancy.ListParams{Status: tenancy.StatusActive, Limit: 5}); err != nil {
 			t.Fatalf("%s: List: %v", mode, err)
 		}
+	}
+}
+
+// BenchmarkGet measures a lookup of each kind against a store of 1,000
+// tenants with two domains each, over a local connection.
+func BenchmarkGet(b *testing.B) {
+	_, pool := database(b)
+	s := newStore(b, pool, migrated(b, pool))
+	ctx := b.Context()
+	for i := range 1000 {
+		_, err := s.Create(ctx, &tenancy.Tenant{ID: fmt.Sprintf("id-%d", i), Identifier: fmt.Sprintf("t%04d", i), Name: "T",
+			Domains: []string{fmt.Sprintf("t%04d.example.com", i), fmt.Sprintf("alias%04d", i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	lookups := []struct {
+		name   string
+		lookup func(i int) error
+	}{
+		{"ID", func(i int) error { _, err := s.Get(ctx, fmt.Sprintf("id-%d", i%1000)); return err }},
+		{"Identifier", func(i int) error { _, err := s.GetByIdentifier(ctx, fmt.Sprintf("t%04d", i%1000)); return err }},
+		{"Domain", func(i int) error { _, err := s.GetByDomain(ctx, fmt.Sprintf("t%04d.example.com", i%1000)); return err }},
+	}
+	for _, l := range lookups {
+		lookup := l.lookup
+		b.Run(l.name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				if err := lookup(i); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkCreate measures creating a tenant with two domains.
+func BenchmarkCreate(b *testing.B) {
+	_, pool := database(b)
+	s := newStore(b, pool, migrated(b, pool))
+	i := 0
+	for b.Loop() {
+		_, err := s.Create(b.Context(), &tenancy.Tenant{Identifier: fmt.Sprintf("t%07d", i), Name: "T",
+			Domains: []string{fmt.Sprintf("t%07d.example.com", i), fmt.Sprintf("alias%07d", i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }

@@ -3,7 +3,6 @@ package sqlitestore_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -16,9 +15,14 @@ import (
 	"github.com/go-tenancy/tenancy/store/storetest"
 )
 
-func open(t *testing.T, path string) *sqlitestore.Store {
+func open(t testing.TB, path string) *sqlitestore.Store {
 	t.Helper()
-	s, err := sqlitestore.Open(t.Context(), path, sqlitestore.Config{})
+	return openWith(t, path, sqlitestore.Config{})
+}
+
+func openWith(t testing.TB, path string, cfg sqlitestore.Config) *sqlitestore.Store {
+	t.Helper()
+	s, err := sqlitestore.Open(t.Context(), path, cfg)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
 	}
@@ -41,7 +45,7 @@ func rawDB(t *testing.T, path string) *sql.DB {
 	return db
 }
 
-func tempPath(t *testing.T) string {
+func tempPath(t testing.TB) string {
 	t.Helper()
 	return filepath.Join(t.TempDir(), "tenants.db")
 }
@@ -142,7 +146,10 @@ func TestConcurrentUpdates(t *testing.T) {
 	const stores, workers, each = 4, 4, 10
 	var all []*sqlitestore.Store
 	for range stores {
-		all = append(all, open(t, path))
+		// A long busy timeout: on a loaded machine SQLite's busy handler
+		// may let one writer wait a while. Failed lock upgrades, which
+		// this test is about, are reported at once whatever the timeout.
+		all = append(all, openWith(t, path, sqlitestore.Config{BusyTimeout: time.Minute}))
 	}
 	tn, err := all[0].Create(t.Context(), &tenancy.Tenant{Identifier: "acme", Name: "Acme"})
 	if err != nil {
@@ -231,7 +238,7 @@ func TestConcurrentOpen(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			stores[i], errs[i] = sqlitestore.Open(t.Context(), path, sqlitestore.Config{})
+			stores[i], errs[i] = sqlitestore.Open(t.Context(), path, sqlitestore.Config{BusyTimeout: time.Minute})
 		})
 	}
 	close(start)
@@ -277,8 +284,9 @@ INSERT INTO store_lock VALUES (1, 'crashed-process', ?)`, time.Now().Add(time.Ho
 	if s, err := sqlitestore.Open(ctx, path, sqlitestore.Config{}); err == nil {
 		_ = s.Close()
 		t.Fatal("Open succeeded while another process held a live migration lock")
-	} else if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Open: err = %v, want the context's deadline", err)
+	} else if ctx.Err() == nil {
+		// It must have waited for the lock, not failed for another reason.
+		t.Errorf("Open failed before its context ended: %v", err)
 	}
 	var tables int
 	if err := db.QueryRowContext(t.Context(), "SELECT count(*) FROM sqlite_schema WHERE name = 'tenants'").Scan(&tables); err != nil {
@@ -316,5 +324,54 @@ func TestTimestampFormat(t *testing.T) {
 	}
 	if want := created.CreatedAt.Format("2006-01-02T15:04:05.000000Z"); createdAt != want {
 		t.Errorf("created_at = %q, want %q", createdAt, want)
+	}
+}
+
+// BenchmarkGet measures a lookup of each kind against a store of 1,000
+// tenants with two domains each, in a file under the test's temp dir.
+func BenchmarkGet(b *testing.B) {
+	s := open(b, tempPath(b))
+	ctx := b.Context()
+	for i := range 1000 {
+		_, err := s.Create(ctx, &tenancy.Tenant{ID: fmt.Sprintf("id-%d", i), Identifier: fmt.Sprintf("t%04d", i), Name: "T",
+			Domains: []string{fmt.Sprintf("t%04d.example.com", i), fmt.Sprintf("alias%04d", i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	lookups := []struct {
+		name   string
+		lookup func(i int) error
+	}{
+		{"ID", func(i int) error { _, err := s.Get(ctx, fmt.Sprintf("id-%d", i%1000)); return err }},
+		{"Identifier", func(i int) error { _, err := s.GetByIdentifier(ctx, fmt.Sprintf("t%04d", i%1000)); return err }},
+		{"Domain", func(i int) error { _, err := s.GetByDomain(ctx, fmt.Sprintf("t%04d.example.com", i%1000)); return err }},
+	}
+	for _, l := range lookups {
+		lookup := l.lookup
+		b.Run(l.name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				if err := lookup(i); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkCreate measures creating a tenant with two domains (one
+// transaction, synchronous=FULL in WAL mode).
+func BenchmarkCreate(b *testing.B) {
+	s := open(b, tempPath(b))
+	i := 0
+	for b.Loop() {
+		_, err := s.Create(b.Context(), &tenancy.Tenant{Identifier: fmt.Sprintf("t%07d", i), Name: "T",
+			Domains: []string{fmt.Sprintf("t%07d.example.com", i), fmt.Sprintf("alias%07d", i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }
