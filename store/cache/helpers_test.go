@@ -1,0 +1,156 @@
+package cache
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/store/memstore"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// countingStore is a real memstore that counts the lookups reaching it.
+// Optionally, GetByIdentifier waits for gate after reading, which makes it a
+// slow read that returns what the store held when it began.
+type countingStore struct {
+	*memstore.Store
+	byID, byIdent, byDomain atomic.Int64
+	gate                    chan struct{}
+	err                     atomic.Pointer[error]
+}
+
+func newCountingStore() *countingStore { return &countingStore{Store: memstore.New()} }
+
+func (c *countingStore) lookups() int64 {
+	return c.byID.Load() + c.byIdent.Load() + c.byDomain.Load()
+}
+
+func (c *countingStore) after(t *tenancy.Tenant, err error) (*tenancy.Tenant, error) {
+	if p := c.err.Load(); p != nil {
+		return nil, *p
+	}
+	return t, err
+}
+
+func (c *countingStore) Get(ctx context.Context, id string) (*tenancy.Tenant, error) {
+	c.byID.Add(1)
+	return c.after(c.Store.Get(ctx, id))
+}
+
+func (c *countingStore) GetByIdentifier(ctx context.Context, identifier string) (*tenancy.Tenant, error) {
+	c.byIdent.Add(1)
+	t, err := c.Store.GetByIdentifier(ctx, identifier)
+	if c.gate != nil {
+		// Like a database call, the wait ends when ctx does.
+		select {
+		case <-c.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return c.after(t, err)
+}
+
+func (c *countingStore) GetByDomain(ctx context.Context, domain string) (*tenancy.Tenant, error) {
+	c.byDomain.Add(1)
+	return c.after(c.Store.GetByDomain(ctx, domain))
+}
+
+// newCache returns a cache over st, closed when t ends, with its own metrics
+// registry.
+func newCache(t testing.TB, st tenancy.Store, cfg Config) (*Store, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if cfg.Registerer == nil {
+		cfg.Registerer = reg
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
+	c := New(st, cfg)
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("close cache: %v", err)
+		}
+	})
+	return c, reg
+}
+
+// createTenant creates an active tenant in st, bypassing any cache.
+func createTenant(t testing.TB, st tenancy.Store, identifier string, domains ...string) *tenancy.Tenant {
+	t.Helper()
+	tn, err := st.Create(context.Background(), &tenancy.Tenant{
+		ID:         "id-" + identifier,
+		Identifier: identifier,
+		Name:       strings.ToUpper(identifier),
+		Domains:    domains,
+	})
+	if err != nil {
+		t.Fatalf("create %s: %v", identifier, err)
+	}
+	return tn
+}
+
+// counterValue returns the value of a counter with the given labels in reg,
+// or 0 if there is none.
+func counterValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+					continue metric
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+func requests(t testing.TB, reg *prometheus.Registry, level, result string) float64 {
+	t.Helper()
+	return counterValue(t, reg, "tenancy_cache_requests_total", map[string]string{"level": level, "result": result})
+}
+
+func errorCount(t testing.TB, reg *prometheus.Registry, op string) float64 {
+	t.Helper()
+	return counterValue(t, reg, "tenancy_cache_errors_total", map[string]string{"op": op})
+}
+
+// eventually polls cond every 10ms until it holds or within passes, and
+// returns how long that took.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		if cond() {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("%s: not true within %v", what, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// status returns the status that c reports for identifier, or the error text.
+func status(c tenancy.Store, identifier string) string {
+	tn, err := c.GetByIdentifier(context.Background(), identifier)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return string(tn.Status)
+}
