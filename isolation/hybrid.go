@@ -147,3 +147,44 @@ func (h *Hybrid) Close() {
 		p.Close()
 	}
 }
+
+// Targets implements Migratable: the targets of every provider for the
+// tenants it serves, shared tables first. Every provider must be
+// Migratable.
+func (h *Hybrid) Targets(tenants []*tenancy.Tenant) ([]Target, error) {
+	byStrategy := map[tenancy.Isolation][]*tenancy.Tenant{}
+	for _, t := range tenants {
+		if t == nil {
+			return nil, tenancy.ErrNoTenant
+		}
+		byStrategy[h.Strategy(t)] = append(byStrategy[h.Strategy(t)], t)
+	}
+	var shared, own []Target
+	seen := map[string]bool{}
+	for _, s := range []tenancy.Isolation{tenancy.IsolationRLS, tenancy.IsolationSchema, tenancy.IsolationDatabase} {
+		p, ok := h.cfg.Providers[s]
+		if !ok {
+			continue
+		}
+		m, ok := p.(Migratable)
+		if !ok {
+			return nil, fmt.Errorf("isolation: hybrid provider for %q cannot be migrated", s)
+		}
+		targets, err := m.Targets(byStrategy[s])
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range targets {
+			if seen[t.Key] {
+				continue
+			}
+			seen[t.Key] = true
+			if t.Tenant == nil {
+				shared = append(shared, t)
+			} else {
+				own = append(own, t)
+			}
+		}
+	}
+	return append(shared, own...), nil
+}

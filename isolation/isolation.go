@@ -167,3 +167,33 @@ func CheckTenant(t *tenancy.Tenant) error {
 	}
 	return tenancy.ValidateIdentifier(t.Identifier)
 }
+
+// Target is one place a migration set is applied: the shared tables, or one
+// tenant's schema, database or file. Providers describe their targets; the
+// migrate package applies migrations to them.
+type Target struct {
+	// Key names the target, stable across runs: "shared",
+	// "schema/<schema>", "database/<database>" or "file/<identifier>".
+	Key string
+	// Tenant owns the target; nil for shared tables.
+	Tenant *tenancy.Tenant
+	// Dialect is the SQL dialect of the target.
+	Dialect Dialect
+	// Open opens a handle on the target, with the search path set to it
+	// where that matters. The caller closes it.
+	Open func(ctx context.Context) (*sql.DB, error)
+	// Finish runs on the handle after migrations changed the target, for
+	// what the strategy needs on new tables (grants to the tenant role). It
+	// may be nil.
+	Finish func(ctx context.Context, db *sql.DB) error
+}
+
+// Migratable is implemented by providers whose storage a migration runner
+// can reach. Build the provider on the migration DSN (which may differ from
+// the application's) to migrate.
+type Migratable interface {
+	// Targets returns the targets of tenants, each once, shared tables
+	// first. Tenants whose strategy keeps them in shared tables add no
+	// target of their own.
+	Targets(tenants []*tenancy.Tenant) ([]Target, error)
+}

@@ -124,19 +124,26 @@ FROM (SELECT 1) one LEFT JOIN pg_roles r ON r.rolname = $1`, role).Scan(&user, &
 // user creates later. Migrations call it after changing a target, since the
 // migration user may differ from the one that created the schema.
 func GrantSchema(ctx context.Context, db execer, schema, role string) error {
-	if !validRoleName(role) {
-		return fmt.Errorf("tenancy: tenant role name %q must be lowercase letters, digits and '_'", role)
+	sql, err := grantSQL(schema, role)
+	if err != nil {
+		return err
 	}
-	s, r := pgx.Identifier{schema}.Sanitize(), pgx.Identifier{role}.Sanitize()
-	sql := "GRANT USAGE ON SCHEMA " + s + " TO " + r + ";" +
-		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " + s + " TO " + r + ";" +
-		"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA " + s + " TO " + r + ";" +
-		"ALTER DEFAULT PRIVILEGES IN SCHEMA " + s + " GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO " + r + ";" +
-		"ALTER DEFAULT PRIVILEGES IN SCHEMA " + s + " GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO " + r
 	if _, err := db.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("tenancy: grant tenant role %s on schema %s: %w", role, schema, err)
 	}
 	return nil
+}
+
+func grantSQL(schema, role string) (string, error) {
+	if !validRoleName(role) {
+		return "", fmt.Errorf("tenancy: tenant role name %q must be lowercase letters, digits and '_'", role)
+	}
+	s, r := pgx.Identifier{schema}.Sanitize(), role
+	return "GRANT USAGE ON SCHEMA " + s + " TO " + r + ";" +
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " + s + " TO " + r + ";" +
+		"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA " + s + " TO " + r + ";" +
+		"ALTER DEFAULT PRIVILEGES IN SCHEMA " + s + " GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO " + r + ";" +
+		"ALTER DEFAULT PRIVILEGES IN SCHEMA " + s + " GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO " + r, nil
 }
 
 // quoteIdent quotes a name only when it needs it, so that printed SQL reads

@@ -380,3 +380,21 @@ func (t *sqlTx) QueryRow(ctx context.Context, query string, args ...any) isolati
 	}
 	return &sqlRow{rows: rows}
 }
+
+// Targets implements isolation.Migratable: one file per tenant.
+func (p *Provider) Targets(tenants []*tenancy.Tenant) ([]isolation.Target, error) {
+	out := make([]isolation.Target, 0, len(tenants))
+	for _, t := range tenants {
+		path, err := p.Path(t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, isolation.Target{
+			Key:     "file/" + t.Identifier,
+			Tenant:  t,
+			Dialect: isolation.SQLite,
+			Open:    func(context.Context) (*sql.DB, error) { return p.Open(path) },
+		})
+	}
+	return out, nil
+}

@@ -1,0 +1,441 @@
+// Package migrate applies one migration set to every target a tenant
+// isolation strategy implies: the shared tables once for row-level security,
+// each tenant's schema, database or SQLite file, or all of those for hybrid
+// isolation. pressly/goose applies the migrations and keeps a version table in
+// each target; a journal records each target's outcome, so that a run with
+// nothing to do reads one table and opens no connection per tenant.
+//
+// One target's failure never stops the others: it is reported with its error
+// and retried by the next run. A lock per target, held in the journal's
+// database, lets two runs start at once safely.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/isolation"
+	"github.com/pressly/goose/v3"
+)
+
+// Config configures a Runner.
+type Config struct {
+	// Migrations holds the SQL migration files, in goose's format
+	// (NNN_name.sql with -- +goose Up / Down sections), at its root; use
+	// fs.Sub for a sub-directory of an embed.FS. Required.
+	Migrations fs.FS
+	// Targets reaches the storage of tenants: a provider opened on the
+	// migration DSN. Required.
+	Targets isolation.Migratable
+	// Store lists the tenants to migrate. Required.
+	Store tenancy.Store
+	// Journal records outcomes and locks targets. Required.
+	Journal Journal
+	// Concurrency is how many targets are migrated at once. Default 4.
+	Concurrency int
+	// Logger receives one line per failed target. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Runner applies a migration set to tenant targets.
+type Runner struct {
+	cfg    Config
+	latest int64
+}
+
+// Status of one target in a Report.
+type Status string
+
+// Target statuses.
+const (
+	// StatusMigrated: migrations were applied.
+	StatusMigrated Status = "migrated"
+	// StatusCurrent: the target was checked and was already current.
+	StatusCurrent Status = "current"
+	// StatusSkipped: the journal says the target is current; it was not
+	// opened.
+	StatusSkipped Status = "skipped"
+	// StatusPending: a dry run found migrations to apply.
+	StatusPending Status = "pending"
+	// StatusFailed: migrating failed; Error says why.
+	StatusFailed Status = "failed"
+	// StatusOK is how the journal records a target brought to Version.
+	StatusOK Status = "ok"
+)
+
+// Result is the outcome for one target.
+type Result struct {
+	Target     string        `json:"target"`
+	TenantID   string        `json:"tenant_id,omitempty"`
+	Identifier string        `json:"identifier,omitempty"`
+	From       int64         `json:"from"`
+	To         int64         `json:"to"`
+	Status     Status        `json:"status"`
+	Error      string        `json:"error,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	// Latest is the highest version in the migration set.
+	Latest int64 `json:"latest"`
+	// Results holds one entry per target, in target order.
+	Results  []Result      `json:"results"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Count returns how many results have status s.
+func (r *Report) Count(s Status) int {
+	n := 0
+	for _, res := range r.Results {
+		if res.Status == s {
+			n++
+		}
+	}
+	return n
+}
+
+// Failed returns the failed results.
+func (r *Report) Failed() []Result {
+	var out []Result
+	for _, res := range r.Results {
+		if res.Status == StatusFailed {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// ErrFailed is returned by Up when at least one target failed; the report
+// names them.
+var ErrFailed = errors.New("migrate: some targets failed")
+
+// Options select and shape one run.
+type Options struct {
+	// Tenant, when set, migrates only the targets of the tenant with this
+	// identifier (for a tenant in shared tables, the shared target).
+	Tenant string
+	// DryRun reports what would be applied and applies nothing.
+	DryRun bool
+	// Verify opens every target even when the journal says it is current.
+	Verify bool
+	// Progress, when set, is called once per target as it finishes, with
+	// the number of targets done and in all. Calls are serialized.
+	Progress func(done, total int, r Result)
+}
+
+// New checks cfg and reads the migration set's versions.
+func New(cfg Config) (*Runner, error) {
+	if cfg.Migrations == nil || cfg.Targets == nil || cfg.Store == nil || cfg.Journal == nil {
+		return nil, errors.New("migrate: Migrations, Targets, Store and Journal are required")
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	latest, err := LatestVersion(cfg.Migrations)
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{cfg: cfg, latest: latest}, nil
+}
+
+// Latest returns the highest version of the migration set.
+func (r *Runner) Latest() int64 { return r.latest }
+
+// LatestVersion returns the highest version among the migration files of
+// fsys, as goose numbers them.
+func LatestVersion(fsys fs.FS) (int64, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return 0, fmt.Errorf("migrate: read migrations: %w", err)
+	}
+	var latest int64
+	for _, e := range entries {
+		if e.IsDir() || path.Ext(e.Name()) != ".sql" {
+			continue
+		}
+		v, err := goose.NumericComponent(e.Name())
+		if err != nil {
+			return 0, fmt.Errorf("migrate: migration %s: %w", e.Name(), err)
+		}
+		latest = max(latest, v)
+	}
+	if latest == 0 {
+		return 0, errors.New("migrate: no migrations found")
+	}
+	return latest, nil
+}
+
+// tenants lists the tenants to migrate: every one but those whose
+// provisioning failed (they may have no storage; provisioning again migrates
+// them), or only the one named.
+func (r *Runner) tenants(ctx context.Context, identifier string) ([]*tenancy.Tenant, error) {
+	if identifier != "" {
+		t, err := r.cfg.Store.GetByIdentifier(ctx, identifier)
+		if err != nil {
+			return nil, fmt.Errorf("migrate: tenant %s: %w", identifier, err)
+		}
+		return []*tenancy.Tenant{t}, nil
+	}
+	var out []*tenancy.Tenant
+	after := ""
+	for {
+		page, err := r.cfg.Store.List(ctx, tenancy.ListParams{After: after, Limit: tenancy.MaxListLimit})
+		if err != nil {
+			return nil, fmt.Errorf("migrate: list tenants: %w", err)
+		}
+		for _, t := range page {
+			if t.Status != tenancy.StatusFailed {
+				out = append(out, t)
+			}
+		}
+		if len(page) < tenancy.MaxListLimit {
+			return out, nil
+		}
+		after = page[len(page)-1].Identifier
+	}
+}
+
+// Up migrates every target, or the one tenant's, to the latest version. It
+// returns the report and ErrFailed when some target failed; other errors
+// (the store or journal unreachable) come without a report.
+func (r *Runner) Up(ctx context.Context, opts Options) (*Report, error) {
+	start := time.Now()
+	tenants, err := r.tenants(ctx, opts.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := r.cfg.Targets.Targets(tenants)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if opts.Tenant != "" {
+		// A tenant in shared tables is migrated through the shared target;
+		// its own targets are what it has beyond that.
+		if own := ownTargets(targets); len(own) > 0 {
+			targets = own
+		}
+	}
+	records, err := r.cfg.Journal.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	report := &Report{Latest: r.latest, Results: make([]Result, len(targets))}
+	var mu sync.Mutex
+	done := 0
+	finish := func(i int, res Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		report.Results[i] = res
+		done++
+		if opts.Progress != nil {
+			opts.Progress(done, len(targets), res)
+		}
+	}
+
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(r.cfg.Concurrency, max(1, len(targets))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				finish(i, r.migrate(ctx, targets[i], opts.DryRun))
+			}
+		}()
+	}
+	for i, t := range targets {
+		if rec, ok := records[t.Key]; ok && !opts.Verify && rec.Status == StatusOK && rec.Version == r.latest {
+			finish(i, Result{Target: t.Key, TenantID: tenantID(t), Identifier: identifier(t), From: rec.Version, To: rec.Version, Status: StatusSkipped})
+			continue
+		}
+		select {
+		case work <- i:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("migrate: %w", ctx.Err())
+	}
+	report.Duration = time.Since(start)
+	if report.Count(StatusFailed) > 0 {
+		return report, ErrFailed
+	}
+	return report, nil
+}
+
+func ownTargets(targets []isolation.Target) []isolation.Target {
+	return slices.DeleteFunc(slices.Clone(targets), func(t isolation.Target) bool { return t.Tenant == nil })
+}
+
+func tenantID(t isolation.Target) string {
+	if t.Tenant == nil {
+		return ""
+	}
+	return t.Tenant.ID
+}
+
+func identifier(t isolation.Target) string {
+	if t.Tenant == nil {
+		return ""
+	}
+	return t.Tenant.Identifier
+}
+
+// migrate brings one target to the latest version under its lock and
+// records the outcome.
+func (r *Runner) migrate(ctx context.Context, t isolation.Target, dryRun bool) Result {
+	start := time.Now()
+	res := Result{Target: t.Key, TenantID: tenantID(t), Identifier: identifier(t)}
+	var lease Lease
+	fail := func(err error) Result {
+		res.Status = StatusFailed
+		res.Error = err.Error()
+		res.Duration = time.Since(start)
+		r.cfg.Logger.Warn("migration failed", "target", t.Key, "tenant_id", res.TenantID, "error", err)
+		if lease != nil && !dryRun {
+			rec := Record{Target: t.Key, TenantID: res.TenantID, From: res.From, Version: res.To, Status: StatusFailed, Error: res.Error, Duration: res.Duration}
+			if jerr := lease.Commit(context.WithoutCancel(ctx), rec); jerr != nil {
+				r.cfg.Logger.Error("record migration failure", "target", t.Key, "error", jerr)
+			}
+		}
+		return res
+	}
+
+	lease, err := r.cfg.Journal.Lock(ctx, t.Key)
+	if err != nil {
+		lease = nil
+		return fail(fmt.Errorf("lock target: %w", err))
+	}
+	defer lease.Release()
+
+	db, err := t.Open(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("open target: %w", err))
+	}
+	defer db.Close()
+	provider, err := goose.NewProvider(gooseDialect(t.Dialect), db, r.cfg.Migrations,
+		goose.WithDisableGlobalRegistry(true), goose.WithSlog(discard))
+	if err != nil {
+		return fail(fmt.Errorf("load migrations: %w", err))
+	}
+	if res.From, err = provider.GetDBVersion(ctx); err != nil {
+		return fail(fmt.Errorf("read version: %w", err))
+	}
+	res.To = res.From
+	if dryRun {
+		res.Status = StatusCurrent
+		if res.From < r.latest {
+			res.Status, res.To = StatusPending, r.latest
+		}
+		res.Duration = time.Since(start)
+		return res
+	}
+	applied, upErr := provider.Up(ctx)
+	if res.To, err = provider.GetDBVersion(ctx); err != nil && upErr == nil {
+		upErr = err
+	}
+	if upErr != nil {
+		return fail(migrationError(upErr))
+	}
+	if t.Finish != nil && (len(applied) > 0 || res.From == 0) {
+		if err := t.Finish(ctx, db); err != nil {
+			return fail(err)
+		}
+	}
+	res.Status = StatusCurrent
+	if len(applied) > 0 {
+		res.Status = StatusMigrated
+	}
+	res.Duration = time.Since(start)
+	if err := lease.Commit(ctx, Record{Target: t.Key, TenantID: res.TenantID, From: res.From, Version: res.To, Status: StatusOK, Duration: res.Duration}); err != nil {
+		lease = nil
+		return fail(fmt.Errorf("record result: %w", err))
+	}
+	return res
+}
+
+// migrationError names the migration that failed, without goose's wrapping.
+func migrationError(err error) error {
+	var partial *goose.PartialError
+	if errors.As(err, &partial) && partial.Failed != nil && partial.Failed.Source != nil {
+		return fmt.Errorf("migration %s: %w", path.Base(partial.Failed.Source.Path), partial.Err)
+	}
+	return err
+}
+
+func gooseDialect(d isolation.Dialect) goose.Dialect {
+	if d == isolation.SQLite {
+		return goose.DialectSQLite3
+	}
+	return goose.DialectPostgres
+}
+
+// discard drops goose's per-migration log lines: the report carries the
+// outcome.
+var discard = slog.New(slog.DiscardHandler)
+
+// Status reports every target's recorded version against the latest,
+// without opening any target.
+func (r *Runner) Status(ctx context.Context) (*Report, error) {
+	start := time.Now()
+	tenants, err := r.tenants(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	targets, err := r.cfg.Targets.Targets(tenants)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	records, err := r.cfg.Journal.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	report := &Report{Latest: r.latest}
+	for _, t := range targets {
+		res := Result{Target: t.Key, TenantID: tenantID(t), Identifier: identifier(t), Status: StatusPending, To: r.latest}
+		if rec, ok := records[t.Key]; ok {
+			res.From, res.Duration = rec.Version, rec.Duration
+			switch {
+			case rec.Status == StatusFailed:
+				res.Status, res.Error = StatusFailed, rec.Error
+			case rec.Version == r.latest:
+				res.Status = StatusCurrent
+			}
+		}
+		report.Results = append(report.Results, res)
+	}
+	report.Duration = time.Since(start)
+	return report, nil
+}
+
+// Forget drops the journal records of t's targets, for a purged tenant
+// whose identifier may be reused.
+func (r *Runner) Forget(ctx context.Context, t *tenancy.Tenant) error {
+	targets, err := r.cfg.Targets.Targets([]*tenancy.Tenant{t})
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, tg := range ownTargets(targets) {
+		if err := r.cfg.Journal.Delete(ctx, tg.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
