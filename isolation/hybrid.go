@@ -188,3 +188,21 @@ func (h *Hybrid) Targets(tenants []*tenancy.Tenant) ([]Target, error) {
 	}
 	return append(shared, own...), nil
 }
+
+// Residue implements ResidueChecker with every provider's check: a tenant
+// may have moved between strategies.
+func (h *Hybrid) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
+	var out []string
+	for _, p := range h.cfg.Providers {
+		rc, ok := p.(ResidueChecker)
+		if !ok {
+			continue
+		}
+		left, err := rc.Residue(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, left...)
+	}
+	return out, nil
+}

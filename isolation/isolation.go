@@ -197,3 +197,10 @@ type Migratable interface {
 	// target of their own.
 	Targets(tenants []*tenancy.Tenant) ([]Target, error)
 }
+
+// ResidueChecker is implemented by providers that can tell what remains of a
+// tenant's data, to prove a purge complete.
+type ResidueChecker interface {
+	// Residue describes what is left of t's data; empty means nothing.
+	Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error)
+}

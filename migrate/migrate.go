@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,9 +115,35 @@ func (r *Report) Failed() []Result {
 	return out
 }
 
-// ErrFailed is returned by Up when at least one target failed; the report
-// names them.
+// ErrFailed is matched (errors.Is) by the error Up returns when at least one
+// target failed; the error is a *FailedError.
 var ErrFailed = errors.New("migrate: some targets failed")
+
+// FailedError lists the targets that failed in a run.
+type FailedError struct {
+	Failed []Result
+	Total  int
+}
+
+func (e *FailedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "migrate: %d of %d targets failed", len(e.Failed), e.Total)
+	for i, f := range e.Failed {
+		if i == 3 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Failed)-i)
+			break
+		}
+		name := f.Identifier
+		if name == "" {
+			name = f.Target
+		}
+		fmt.Fprintf(&b, "; %s: %s", name, f.Error)
+	}
+	return b.String()
+}
+
+// Unwrap returns ErrFailed.
+func (e *FailedError) Unwrap() error { return ErrFailed }
 
 // Options select and shape one run.
 type Options struct {
@@ -274,8 +301,8 @@ func (r *Runner) Up(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("migrate: %w", ctx.Err())
 	}
 	report.Duration = time.Since(start)
-	if report.Count(StatusFailed) > 0 {
-		return report, ErrFailed
+	if failed := report.Failed(); len(failed) > 0 {
+		return report, &FailedError{Failed: failed, Total: len(report.Results)}
 	}
 	return report, nil
 }

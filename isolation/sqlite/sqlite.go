@@ -398,3 +398,21 @@ func (p *Provider) Targets(tenants []*tenancy.Tenant) ([]isolation.Target, error
 	}
 	return out, nil
 }
+
+// Residue implements isolation.ResidueChecker: t's file and the WAL and
+// shared-memory files beside it, if any exist.
+func (p *Provider) Residue(_ context.Context, t *tenancy.Tenant) ([]string, error) {
+	path, err := p.Path(t)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if _, err := os.Stat(f); err == nil {
+			out = append(out, "file "+f)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return out, nil
+}
