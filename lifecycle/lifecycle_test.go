@@ -33,7 +33,7 @@ var pgSet = fstest.MapFS{
 
 // brokenSet fails at its second migration in every target.
 var brokenSet = fstest.MapFS{
-	"001_notes.sql": pgSet["001_notes.sql"],
+	"001_notes.sql":  pgSet["001_notes.sql"],
 	"002_broken.sql": {Data: []byte("-- +goose Up\nALTER TABLE no_such_table ADD COLUMN x int;\n")},
 }
 
