@@ -397,6 +397,16 @@ func runLeakTest(t *testing.T, s strategy, e env, dsn string, extra func(*pgxpoo
 	for _, pool := range poolsOf(p) {
 		assertCleanConn(t, pool)
 	}
+	if db, ok := p.(*postgres.Database); ok {
+		for _, tn := range tenants[:5] {
+			pool, release, ok := postgres.TenantPool(db, tn)
+			if !ok {
+				t.Fatalf("no pool for %s", tn.ID)
+			}
+			assertCleanConn(t, pool)
+			release()
+		}
+	}
 }
 
 // poolsOf returns the shared pools of a provider (RLS, schema, or both in

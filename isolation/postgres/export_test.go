@@ -1,0 +1,18 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/go-tenancy/tenancy"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// TenantPool gives tests the open pool of t's database, to inspect its
+// connections after use. It reports false when the pool is not open.
+func TenantPool(p *Database, t *tenancy.Tenant) (*pgxpool.Pool, func(), bool) {
+	tp, err := p.acquire(context.Background(), t)
+	if err != nil {
+		return nil, nil, false
+	}
+	return tp.pool, func() { p.release(tp) }, true
+}
