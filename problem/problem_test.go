@@ -1,0 +1,81 @@
+package problem_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/problem"
+)
+
+func TestFromError(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err        error
+		status     int
+		slug       string
+		retryAfter string
+		auth       bool
+	}{
+		{tenancy.ErrNoTenant, 400, problem.SlugTenantMissing, "", false},
+		{fmt.Errorf("header: %w", tenancy.ErrInvalidIdentifier), 400, problem.SlugTenantInvalid, "", false},
+		{tenancy.ErrInvalidID, 400, problem.SlugTenantInvalid, "", false},
+		{tenancy.ErrTenantNotFound, 404, problem.SlugTenantNotFound, "", false},
+		{tenancy.ErrTenantSuspended, 403, problem.SlugTenantSuspended, "", false},
+		{tenancy.ErrTenantDeleted, 403, problem.SlugTenantDeleted, "", false},
+		{tenancy.ErrTenantNotReady, 503, problem.SlugTenantNotReady, "30", false},
+		{&tenancy.RetryAfterError{Err: tenancy.ErrTenantNotReady, After: 1500 * time.Millisecond}, 503, problem.SlugTenantNotReady, "2", false},
+		{tenancy.ErrTenantConflict, 403, problem.SlugTenantConflict, "", false},
+		{tenancy.ErrUnauthenticated, 401, problem.SlugUnauthenticated, "", true},
+		{&tenancy.RetryAfterError{Err: tenancy.ErrRateLimited, After: 100 * time.Millisecond}, 429, problem.SlugRateLimited, "1", false},
+		{tenancy.ErrQuotaExceeded, 403, problem.SlugQuotaExceeded, "", false},
+		{&tenancy.DuplicateError{Field: "identifier", Value: "acme"}, 409, problem.SlugDuplicate, "", false},
+		{&tenancy.FieldError{Field: "name", Reason: "too long"}, 422, problem.SlugInvalidField, "", false},
+		{errors.New("connection refused to 10.0.0.5"), 500, problem.SlugInternal, "", false},
+	}
+	for _, tt := range tests {
+		rec := httptest.NewRecorder()
+		problem.WriteError(rec, tt.err)
+		if rec.Code != tt.status {
+			t.Errorf("%v: status %d, want %d", tt.err, rec.Code, tt.status)
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != problem.ContentType {
+			t.Errorf("%v: content type %q", tt.err, ct)
+		}
+		if got := rec.Header().Get("Retry-After"); got != tt.retryAfter {
+			t.Errorf("%v: Retry-After %q, want %q", tt.err, got, tt.retryAfter)
+		}
+		if got := rec.Header().Get("WWW-Authenticate"); (got == "Bearer") != tt.auth {
+			t.Errorf("%v: WWW-Authenticate %q", tt.err, got)
+		}
+		var body problem.Details
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%v: body %q: %v", tt.err, rec.Body, err)
+		}
+		if body.Type != problem.TypeBase+tt.slug || body.Status != tt.status || body.Title == "" {
+			t.Errorf("%v: body %+v", tt.err, body)
+		}
+		if strings.Contains(rec.Body.String(), "10.0.0.5") {
+			t.Errorf("internal error detail leaked: %s", rec.Body)
+		}
+	}
+}
+
+func TestFieldErrorsNamed(t *testing.T) {
+	t.Parallel()
+	d := problem.FromError(&tenancy.DuplicateError{Field: "domain", Value: "acme.example.com"})
+	if len(d.Errors) != 1 || d.Errors[0].Location != "body.domain" {
+		t.Fatalf("errors %+v", d.Errors)
+	}
+	rec := httptest.NewRecorder()
+	problem.Write(rec, problem.New("custom", http.StatusTeapot, "Teapot"))
+	if rec.Code != http.StatusTeapot || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("write: %d %v", rec.Code, rec.Header())
+	}
+}
