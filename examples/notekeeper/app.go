@@ -1,0 +1,414 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/isolation"
+	"github.com/go-tenancy/tenancy/isolation/postgres"
+	"github.com/go-tenancy/tenancy/isolation/sqlite"
+	"github.com/go-tenancy/tenancy/lifecycle"
+	"github.com/go-tenancy/tenancy/limit"
+	"github.com/go-tenancy/tenancy/migrate"
+	"github.com/go-tenancy/tenancy/store/cache"
+	"github.com/go-tenancy/tenancy/store/memstore"
+	"github.com/go-tenancy/tenancy/store/pgstore"
+	"github.com/go-tenancy/tenancy/store/sqlitestore"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed migrations
+var migrationFiles embed.FS
+
+// seedTenants are provisioned at every start unless they exist already.
+var seedTenants = []tenancy.Tenant{
+	{ID: "tenant-acme-001", Identifier: "acme-corp", Name: "Acme Corp"},
+	{ID: "tenant-globex-001", Identifier: "globex", Name: "Globex Corporation"},
+}
+
+// SQLite files beside the tenant files. Tenant identifiers start with a
+// letter, so these names can never be a tenant's file.
+const (
+	journalFile     = "_migrations.db"
+	tenantStoreFile = "_tenants.db"
+)
+
+// noRedisTTL is the tenant cache's lifetime without Redis when the tenant
+// store is shared: nothing then tells this process about writes made by
+// another one (the admin subcommands), so a suspension must show within a
+// second without that message.
+const noRedisTTL = time.Second
+
+// backend is the storage side of the service: tenant store and cache,
+// isolation providers, migrations and the lifecycle manager. The server and
+// the admin subcommands share it.
+type backend struct {
+	cfg    Config
+	logger *slog.Logger
+
+	// tenants is the cached tenant store; every read and write goes through
+	// it, so writes invalidate every instance's cache (through Redis).
+	tenants *cache.Store
+	// notes serves requests, on the application's connection.
+	notes NoteStore
+	// migrator applies migrations/<dialect> to every target.
+	migrator *migrate.Runner
+	// lifecycle provisions, suspends and purges tenants.
+	lifecycle *lifecycle.Manager
+	// limiter is nil unless RATE_LIMIT_PER_MINUTE is set.
+	limiter *limit.Limiter
+	// ready reports whether the databases answer.
+	ready func(context.Context) error
+	// doctor inspects the RLS setup; nil on SQLite.
+	doctor func(context.Context) (*postgres.Report, error)
+
+	closers []func()
+}
+
+// backendOptions tune openBackend for the server or the admin subcommands.
+type backendOptions struct {
+	// Logger receives the library's log lines. Required.
+	Logger *slog.Logger
+	// Registerer receives the library's metrics. Nil: not registered.
+	Registerer prometheus.Registerer
+	// MigrateConcurrency is how many targets migrate at once. Zero: the
+	// migrate package's default (4).
+	MigrateConcurrency int
+}
+
+// openBackend connects everything cfg names.
+func openBackend(ctx context.Context, cfg Config, opts backendOptions) (_ *backend, err error) {
+	logger, reg := opts.Logger, opts.Registerer
+	b := &backend{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	var (
+		store    tenancy.Store
+		provider isolation.Provider // requests
+		admin    isolation.Provider // migrations and lifecycle
+		journal  migrate.Journal
+		dialect  string
+	)
+	if cfg.Postgres() {
+		dialect = "postgres"
+		if store, provider, admin, journal, err = b.openPostgres(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		dialect = "sqlite"
+		if store, provider, admin, journal, err = b.openSQLite(ctx); err != nil {
+			return nil, err
+		}
+	}
+
+	var rdb *redis.Client
+	ttl := time.Duration(0) // the cache's default
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, errors.New("REDIS_URL is not a valid Redis URL")
+		}
+		// Short timeouts: Redis is an accelerator, and the first request to
+		// meet an outage pays them before the cache skips Redis.
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, time.Second, time.Second
+		opts.MaxRetries = 1
+		opts.ContextTimeoutEnabled = true
+		rdb = redis.NewClient(opts)
+		b.closers = append(b.closers, func() { _ = rdb.Close() })
+	} else if cfg.TenantStore == storeDB {
+		ttl = noRedisTTL
+	}
+	b.tenants = cache.New(store, cache.Config{
+		TTL:        ttl,
+		Redis:      redisOrNil(rdb),
+		Prefix:     cfg.RedisPrefix,
+		Logger:     logger,
+		Registerer: reg,
+	})
+	b.closers = append(b.closers, func() { _ = b.tenants.Close() })
+
+	if cfg.RateLimitPerMinute > 0 {
+		b.limiter = limit.New(limit.Config{
+			Default:    limit.Rate{Limit: cfg.RateLimitPerMinute, Period: time.Minute},
+			Redis:      redisOrNil(rdb),
+			Prefix:     cfg.RedisPrefix + "ratelimit:",
+			Logger:     logger,
+			Registerer: reg,
+		})
+	}
+
+	migrations, err := fs.Sub(migrationFiles, "migrations/"+dialect)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	targets, ok := admin.(isolation.Migratable)
+	if !ok {
+		return nil, fmt.Errorf("%s provider has no migration targets", dialect)
+	}
+	b.migrator, err = migrate.New(migrate.Config{
+		Migrations:  migrations,
+		Targets:     targets,
+		Store:       b.tenants,
+		Journal:     journal,
+		Concurrency: opts.MigrateConcurrency,
+		Logger:      logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	lc := lifecycle.Config{
+		Store:     b.tenants,
+		Provider:  admin,
+		Migrator:  b.migrator,
+		CacheKeys: b.tenants.Keys,
+		Logger:    logger,
+	}
+	if rdb != nil {
+		lc.Redis = rdb
+	}
+	if b.limiter != nil {
+		lc.RateLimits = b.limiter
+	}
+	if b.lifecycle, err = lifecycle.New(lc); err != nil {
+		return nil, err
+	}
+	if b.notes, err = NewSQLNotes(provider); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// redisOrNil keeps a nil *redis.Client from becoming a non-nil interface.
+func redisOrNil(c *redis.Client) redis.UniversalClient {
+	if c == nil {
+		return nil
+	}
+	return c
+}
+
+// openPostgres opens the two pools. Requests run on DATABASE_URL through
+// the RLS provider, which switches every tenant statement to the tenant
+// role; migrations, provisioning and the tenant store run on
+// MIGRATION_DATABASE_URL.
+func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Provider, isolation.Provider, migrate.Journal, error) {
+	appPool, err := openPool(ctx, "DATABASE_URL", b.cfg.DatabaseURL, 1)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	b.closers = append(b.closers, appPool.Close)
+	// pgstore's migrations hold one connection while a second renews their
+	// lock, and each target being migrated holds one for its journal lock.
+	migPool, err := openPool(ctx, "MIGRATION_DATABASE_URL", b.cfg.MigrationDatabaseURL, 6)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	b.closers = append(b.closers, migPool.Close)
+
+	pcfg := postgres.Config{Logger: b.logger}
+	admin, err := postgres.NewRLS(ctx, migPool, pcfg)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("row-level security on MIGRATION_DATABASE_URL: %w", err)
+	}
+	if err := grantTenantRole(ctx, appPool, migPool, admin.Role()); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	provider, err := postgres.NewRLS(ctx, appPool, pcfg)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("row-level security on DATABASE_URL: %w", err)
+	}
+	journal, err := migrate.NewPostgresJournal(ctx, migPool, "tenancy")
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+
+	var store tenancy.Store = memstore.New()
+	if b.cfg.TenantStore == storeDB {
+		if err := pgstore.Migrate(ctx, migPool, pgstore.Config{Logger: b.logger}); err != nil {
+			return nil, nil, nil, nil, err
+		}
+		if store, err = pgstore.New(ctx, migPool, pgstore.Config{Logger: b.logger}); err != nil {
+			return nil, nil, nil, nil, err
+		}
+	}
+	b.ready = func(ctx context.Context) error {
+		if err := appPool.Ping(ctx); err != nil {
+			return fmt.Errorf("ping DATABASE_URL: %w", err)
+		}
+		if err := migPool.Ping(ctx); err != nil {
+			return fmt.Errorf("ping MIGRATION_DATABASE_URL: %w", err)
+		}
+		return nil
+	}
+	b.doctor = func(ctx context.Context) (*postgres.Report, error) {
+		return postgres.Doctor(ctx, migPool, postgres.DoctorConfig{Role: admin.Role()})
+	}
+	return store, provider, admin, journal, nil
+}
+
+// openPool opens and pings a pool of at least minConns connections (more
+// when the DSN's pool_max_conns or pgx's default says so). Errors name the
+// variable, never the DSN, which may hold a password.
+func openPool(ctx context.Context, name, dsn string, minConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a valid PostgreSQL URL", name)
+	}
+	cfg.MaxConns = max(cfg.MaxConns, minConns)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", name, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %w", name, err)
+	}
+	return pool, nil
+}
+
+// grantTenantRole makes the application's user a member of the tenant role,
+// which it must be to switch to it. The application's user need not own or
+// be granted anything else: tenant statements run as the tenant role. The
+// grant is made on the migration connection, whose user created the role.
+func grantTenantRole(ctx context.Context, appPool, migPool *pgxpool.Pool, role string) error {
+	var user string
+	var member bool
+	err := appPool.QueryRow(ctx, "SELECT current_user, pg_has_role(current_user, $1, 'MEMBER')", role).Scan(&user, &member)
+	if err != nil {
+		return fmt.Errorf("inspect the DATABASE_URL user: %w", err)
+	}
+	if member {
+		return nil
+	}
+	sql := "GRANT " + pgx.Identifier{role}.Sanitize() + " TO " + pgx.Identifier{user}.Sanitize()
+	for attempt := 1; ; attempt++ {
+		_, err := migPool.Exec(ctx, sql)
+		if err == nil {
+			return nil
+		}
+		// Instances starting together may grant at once; PostgreSQL then
+		// fails all but one with "tuple concurrently updated".
+		var pgErr *pgconn.PgError
+		if attempt < 5 && errors.As(err, &pgErr) && (pgErr.Code == "XX000" || pgErr.Code == "40001") {
+			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+			continue
+		}
+		return fmt.Errorf("%s (as the MIGRATION_DATABASE_URL user): %w", sql, err)
+	}
+}
+
+// openSQLite opens the embedded storage under DATA_DIR: a file per tenant,
+// the migration journal and, with TENANT_STORE=db, the tenant store.
+func (b *backend) openSQLite(ctx context.Context) (tenancy.Store, isolation.Provider, isolation.Provider, migrate.Journal, error) {
+	provider, err := sqlite.New(sqlite.Config{Dir: b.cfg.DataDir})
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	b.closers = append(b.closers, provider.Close)
+	journalDB, err := provider.Open(filepath.Join(b.cfg.DataDir, journalFile))
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("open migration journal: %w", err)
+	}
+	b.closers = append(b.closers, func() { _ = journalDB.Close() })
+	journal, err := migrate.NewSQLiteJournal(ctx, journalDB)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	var store tenancy.Store = memstore.New()
+	if b.cfg.TenantStore == storeDB {
+		s, err := sqlitestore.Open(ctx, filepath.Join(b.cfg.DataDir, tenantStoreFile), sqlitestore.Config{Logger: b.logger})
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		b.closers = append(b.closers, func() { _ = s.Close() })
+		store = s
+	}
+	b.ready = func(ctx context.Context) error {
+		if _, err := journalDB.ExecContext(ctx, "SELECT 1 FROM migration_targets LIMIT 1"); err != nil {
+			return fmt.Errorf("read %s: %w", journalFile, err)
+		}
+		return nil
+	}
+	// The same provider serves requests, migrations and the lifecycle: on
+	// SQLite there is no second role to connect as.
+	return store, provider, provider, journal, nil
+}
+
+// close releases everything, last opened first.
+func (b *backend) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+	b.closers = nil
+}
+
+// migrateAll brings every target up to date. A tenant whose migration fails
+// is logged and left out (it is retried at the next start) while the others
+// are served; shared tables that fail to migrate stop the start.
+func (b *backend) migrateAll(ctx context.Context) error {
+	report, err := b.migrator.Up(ctx, migrate.Options{})
+	if err != nil && !errors.Is(err, migrate.ErrFailed) {
+		return err
+	}
+	if report == nil {
+		return err
+	}
+	for _, r := range report.Failed() {
+		if r.TenantID == "" {
+			return err
+		}
+		b.logger.ErrorContext(ctx, "tenant migration failed", slog.String("tenant_id", r.TenantID), slog.String("error", r.Error))
+	}
+	b.logger.InfoContext(ctx, "migrations done",
+		slog.Int("targets", len(report.Results)),
+		slog.Int("migrated", report.Count(migrate.StatusMigrated)),
+		slog.Int("failed", report.Count(migrate.StatusFailed)),
+		slog.Duration("duration", report.Duration))
+	return nil
+}
+
+// seed provisions the demo tenants that do not exist yet, so that their
+// storage exists and is migrated before they are served. It is idempotent:
+// an existing tenant keeps its status (a suspended one stays suspended),
+// and one whose provisioning failed is retried.
+func (b *backend) seed(ctx context.Context) error {
+	for _, s := range seedTenants {
+		t, err := b.tenants.Get(ctx, s.ID)
+		switch {
+		case errors.Is(err, tenancy.ErrTenantNotFound):
+			_, err = b.lifecycle.Provision(ctx, &s)
+			if errors.Is(err, tenancy.ErrDuplicate) {
+				// Another instance seeded it meanwhile, or the identifier
+				// belongs to a tenant created by hand.
+				b.logger.WarnContext(ctx, "seed tenant not created: already taken", slog.String("tenant", s.Identifier), slog.Any("error", err))
+				continue
+			}
+		case err != nil:
+			return fmt.Errorf("seed %s: %w", s.Identifier, err)
+		case t.Status == tenancy.StatusFailed || t.Status == tenancy.StatusProvisioning:
+			_, err = b.lifecycle.Retry(ctx, t.ID)
+		default:
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("seed %s: %w", s.Identifier, err)
+		}
+		b.logger.InfoContext(ctx, "seed tenant provisioned", slog.String("tenant", s.Identifier))
+	}
+	return nil
+}

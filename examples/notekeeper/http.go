@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/limit"
+	"github.com/go-tenancy/tenancy/middleware"
+	"github.com/go-tenancy/tenancy/problem"
+	"github.com/go-tenancy/tenancy/resolve"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// handlerConfig is what the HTTP layer needs; app.go fills it from the
+// environment, the unit tests with in-memory parts.
+type handlerConfig struct {
+	// Notes keeps the notes. Required.
+	Notes NoteStore
+	// Tenants finds tenants by identifier (the cached tenant store). Required.
+	Tenants resolve.Lookup
+	// Ready reports whether the database is reachable. Default: always.
+	Ready func(context.Context) error
+	// Limiter limits request rates per tenant. Nil: no limit.
+	Limiter *limit.Limiter
+	// Registry receives the tenancy middleware's metrics and is served on
+	// /metrics. Default: a new registry.
+	Registry *prometheus.Registry
+	// Logger logs requests and failures. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// newHandler returns the whole HTTP service:
+//
+//	recover -> access log -> tenancy middleware (resolve X-Tenant-ID, check
+//	status, tenant into context) -> rate limit -> routes
+//
+// Public paths (health, metrics, API description) pass the tenancy
+// middleware without a tenant.
+func newHandler(cfg handlerConfig) http.Handler {
+	if cfg.Ready == nil {
+		cfg.Ready = func(context.Context) error { return nil }
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	mux := http.NewServeMux()
+	newHumaAPI(mux, &notesAPI{notes: cfg.Notes, ready: cfg.Ready, logger: cfg.Logger})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
+
+	var h http.Handler = problemNotFound(mux)
+	if cfg.Limiter != nil {
+		h = cfg.Limiter.Middleware(h)
+	}
+	h = captureTenant(h)
+	h = middleware.New(middleware.Config{
+		Resolver:    resolve.Header{Lookup: cfg.Tenants},
+		PublicPaths: publicPaths,
+		Logger:      cfg.Logger,
+		Registerer:  cfg.Registry,
+	})(h)
+	h = accessLog(cfg.Logger, h)
+	return recoverPanics(cfg.Logger, h)
+}
+
+// logSlot carries the request's tenant from inside the tenancy middleware
+// out to the access log, which runs outside it so that refused requests are
+// logged too.
+type logSlot struct{ tenant *tenancy.Tenant }
+
+type logSlotKey struct{}
+
+func captureTenant(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slot, ok := r.Context().Value(logSlotKey{}).(*logSlot); ok {
+			slot.tenant, _ = tenancy.FromContext(r.Context())
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// quietPaths are logged at debug level: probes and scrapers call them all
+// the time.
+var quietPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// accessLog logs one line per request: method, path, status, size and
+// duration, plus tenant_id and tenant once the tenant is known (through
+// tenancy.LogHandler). Header values are never logged.
+func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		slot := &logSlot{}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), logSlotKey{}, slot)))
+		ctx := r.Context()
+		if slot.tenant != nil {
+			ctx = tenancy.WithTenant(ctx, slot.tenant)
+		}
+		level := slog.LevelInfo
+		switch {
+		case rec.status >= 500:
+			level = slog.LevelError
+		case quietPaths[r.URL.Path] && rec.status < 400:
+			level = slog.LevelDebug
+		}
+		logger.LogAttrs(ctx, level, "request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Int64("bytes", rec.bytes),
+			slog.Duration("duration", time.Since(start)))
+	})
+}
+
+// statusRecorder remembers the status and size of a response.
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.status, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wroteHeader = true
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// recoverPanics answers a panicking handler with a 500 problem instead of a
+// dropped connection, and logs the panic.
+func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			logger.ErrorContext(r.Context(), "handler panicked", slog.String("panic", fmt.Sprint(v)))
+			problem.WriteError(w, errors.New("panic"))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// problemNotFound turns http.ServeMux's plain-text 404 and 405 answers (a
+// path or method with no route) into problem details, like every other
+// error. Handlers' own responses pass through untouched: they are never
+// text/plain errors.
+func problemNotFound(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(&notFoundWriter{ResponseWriter: w}, r)
+	})
+}
+
+type notFoundWriter struct {
+	http.ResponseWriter
+	swallow bool
+}
+
+func (w *notFoundWriter) WriteHeader(code int) {
+	h := w.Header()
+	if (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) && strings.HasPrefix(h.Get("Content-Type"), "text/plain") {
+		w.swallow = true
+		h.Del("Content-Length")
+		problem.Write(w.ResponseWriter, problem.Details{Type: "about:blank", Title: http.StatusText(code), Status: code})
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *notFoundWriter) Write(b []byte) (int, error) {
+	if w.swallow {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *notFoundWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
