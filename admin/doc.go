@@ -1,0 +1,57 @@
+// Package admin is the administration command line of a multi-tenant
+// service, as a library: an application mounts it as subcommands of its own
+// binary, so that the commands know the application's migrations, isolation
+// strategy and lifecycle hooks.
+//
+//	func main() {
+//		if len(os.Args) > 1 && admin.IsCommand(os.Args[1]) {
+//			app := &admin.App{Name: "notekeeper", Open: openAdminEnv}
+//			os.Exit(app.Run(ctx, os.Args[1:]))
+//		}
+//		serve()
+//	}
+//
+// The commands, flags before arguments:
+//
+//	tenants create --identifier X --name N [--tier T] [--domain D]... [--id ID] [--isolation I]
+//	tenants list [--status S]
+//	tenants show IDENTIFIER
+//	tenants suspend [--reason R] IDENTIFIER
+//	tenants activate IDENTIFIER
+//	tenants delete IDENTIFIER
+//	tenants purge [--force] IDENTIFIER
+//	migrate [--tenant IDENTIFIER] [--concurrency N] [--dry-run]
+//	migrate status
+//	doctor
+//
+// Every command also takes --json, which prints machine-readable JSON on
+// stdout and nothing else there (tenants as tenancy.Tenant, migrations as
+// migrate.Report, the doctor's findings as postgres.Report), and
+// --database-url and --redis-url, which default to the DATABASE_URL and
+// REDIS_URL environment variables and reach the application through
+// Connect. The two URL flags may also come before the command. Under
+// --json, suspend, activate and delete print the tenant as it is after the
+// change, and purge prints it as it was before.
+//
+// Without --json, output is for people: an aligned table for tenants list,
+// "key: value" lines for show, and for migrate a progress bar when stdout is
+// a terminal (a line per finished target otherwise, such as
+// "acme-corp  1 -> 5  migrated  42ms") and a summary such as
+// "12 targets: 3 migrated, 8 skipped, 1 failed in 1.2s". Stored text is
+// printed with control characters escaped.
+//
+// An active tenant is purged only with --force: delete or suspend it first,
+// so that a mistyped identifier cannot erase a live tenant.
+//
+// Input is checked before anything is opened: a usage error (unknown command
+// or flag, missing or extra argument, invalid identifier or flag value)
+// exits with status 2, a failed operation (unknown tenant, unreachable
+// database, failed migration targets, doctor findings) with status 1. Either
+// way the reason is one line on stderr, "<name>: <message>", never a stack
+// trace: even a panic is reported as one line.
+//
+// Tenant writes against a store that lives in the CLI process's memory are
+// refused (Env.Persistent), since they could never reach a running server.
+// Creating and purging a tenant go through the lifecycle manager, which only
+// the application can build; the standalone binary cmd/tenancy refuses them.
+package admin
