@@ -1,0 +1,178 @@
+// Command tenancy administers what needs no application: tenant records
+// (list, show, suspend, activate, delete) and the isolation doctor.
+//
+//	DATABASE_URL=postgres://... go run ./cmd/tenancy tenants list
+//	go run ./cmd/tenancy --database-url sqlite:data/tenants.db tenants show acme-corp
+//	go run ./cmd/tenancy doctor
+//
+// DATABASE_URL (or --database-url) names the tenant store: a postgres:// URL
+// (the store's tables are created or brought up to date first, and the
+// doctor inspects that database), or sqlite:PATH or a path ending in .db for
+// an existing SQLite store. With REDIS_URL (or --redis-url) set, changes are
+// announced through the tenant cache's Redis, so running servers see them at
+// once; TENANCY_CACHE_PREFIX must then match their cache prefix (default
+// "tenancy:").
+//
+// Creating, purging and migrating tenants needs the application's own
+// binary, which mounts the same commands with its storage and migrations
+// (package admin). See "tenancy help" for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/admin"
+	"github.com/go-tenancy/tenancy/isolation/postgres"
+	"github.com/go-tenancy/tenancy/store/cache"
+	"github.com/go-tenancy/tenancy/store/pgstore"
+	"github.com/go-tenancy/tenancy/store/sqlitestore"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	app := &admin.App{Name: "tenancy", Open: open}
+	code := app.Run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// connectTimeout bounds each connection attempt when the URL sets none, so
+// that an unreachable host fails in seconds rather than at the OS timeout.
+const connectTimeout = 10 * time.Second
+
+// open builds the environment from DATABASE_URL and REDIS_URL. Messages
+// never repeat a URL: it may hold a password.
+func open(ctx context.Context, c admin.Connect) (*admin.Env, error) {
+	url := c.DatabaseURL
+	var (
+		env *admin.Env
+		err error
+	)
+	switch {
+	case url == "":
+		return nil, errors.New("set DATABASE_URL (a postgres:// URL, or sqlite:PATH) or pass --database-url")
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		env, err = openPostgres(ctx, url)
+	case strings.HasPrefix(url, "sqlite:"):
+		env, err = openSQLite(ctx, strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//"))
+	case strings.HasSuffix(url, ".db"):
+		env, err = openSQLite(ctx, url)
+	default:
+		return nil, errors.New("DATABASE_URL must be a postgres:// URL, sqlite:PATH or a path ending in .db")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.RedisURL != "" {
+		if err := announceChanges(ctx, env, c.RedisURL); err != nil {
+			env.Close()
+			return nil, err
+		}
+	}
+	return env, nil
+}
+
+func openPostgres(ctx context.Context, url string) (*admin.Env, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL URL")
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	// pgstore.Migrate holds one connection for goose and one for its lock.
+	cfg.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := pgstore.Migrate(ctx, pool, pgstore.Config{}); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	store, err := pgstore.New(ctx, pool, pgstore.Config{})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &admin.Env{
+		Store:      store,
+		Persistent: true,
+		Doctor: func(ctx context.Context) (*postgres.Report, error) {
+			return postgres.Doctor(ctx, pool, postgres.DoctorConfig{})
+		},
+		Close: pool.Close,
+	}, nil
+}
+
+func openSQLite(ctx context.Context, path string) (*admin.Env, error) {
+	if path == "" {
+		return nil, errors.New("DATABASE_URL names no SQLite file")
+	}
+	// The store would create a missing file: a typo would then list no
+	// tenants instead of failing.
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("SQLite tenant store %q: %w", path, errors.Unwrap(err))
+	}
+	store, err := sqlitestore.Open(ctx, path, sqlitestore.Config{})
+	if err != nil {
+		return nil, err
+	}
+	return &admin.Env{Store: store, Persistent: true, Close: func() { _ = store.Close() }}, nil
+}
+
+// announceChanges puts the tenant cache in front of the store, so that
+// every change is published on the cache's invalidation channel and running
+// servers drop their cached copies at once rather than after their TTL.
+func announceChanges(ctx context.Context, env *admin.Env, url string) error {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return errors.New("REDIS_URL is not a valid redis:// URL")
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 3*time.Second, 2*time.Second, 2*time.Second
+	opts.MaxRetries = 1
+	// go-redis logs dial failures itself; the error line says it once.
+	redis.SetLogger(silent{})
+	rdb := redis.NewClient(opts)
+	// The cache would carry on without Redis; here that would leave every
+	// server with a stale copy, so an unreachable Redis is an error.
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return fmt.Errorf("cannot reach Redis: %w", err)
+	}
+	cfg := cache.Config{Redis: rdb, Logger: slog.New(slog.DiscardHandler)}
+	if p := os.Getenv("TENANCY_CACHE_PREFIX"); p != "" {
+		cfg.Prefix = p
+	}
+	cached := cache.New(env.Store, cfg)
+	closeStore := env.Close
+	env.Store = tenancy.Store(cached)
+	env.Close = func() {
+		_ = cached.Close()
+		_ = rdb.Close()
+		if closeStore != nil {
+			closeStore()
+		}
+	}
+	return nil
+}
+
+// silent drops go-redis's own log lines.
+type silent struct{}
+
+func (silent) Printf(context.Context, string, ...any) {}
