@@ -41,15 +41,16 @@ func TestEndToEnd(t *testing.T) {
 			"TENANT_STORE":           "db",
 		})
 		runContract(t, s.client())
-		testAdminReachesServer(t, s)
+		purged := testAdminReachesServer(t, s)
 
-		// The notes are rows of one shared table, each with its tenant.
+		// The notes are rows of one shared table, each with its tenant;
+		// the purged tenant's are gone.
 		super := testenv.Pool(t, dsn)
-		var acmeRows, otherRows int
-		err := super.QueryRow(t.Context(), "SELECT count(*) FILTER (WHERE tenant_id = $1), count(*) FILTER (WHERE tenant_id <> $1) FROM notes", acmeID).
-			Scan(&acmeRows, &otherRows)
-		if err != nil || acmeRows == 0 {
-			t.Fatalf("notes table: %d acme rows, %d others, %v", acmeRows, otherRows, err)
+		var acmeRows, purgedRows int
+		err := super.QueryRow(t.Context(), "SELECT count(*) FILTER (WHERE tenant_id = $1), count(*) FILTER (WHERE tenant_id = $2) FROM notes", acmeID, purged).
+			Scan(&acmeRows, &purgedRows)
+		if err != nil || acmeRows == 0 || purgedRows != 0 {
+			t.Fatalf("notes table: %d acme rows, %d of the purged tenant, %v", acmeRows, purgedRows, err)
 		}
 		out := s.admin(t, 0, "doctor")
 		if !strings.Contains(out, "no findings") {
@@ -91,10 +92,11 @@ func TestEndToEnd(t *testing.T) {
 	})
 }
 
-// testAdminReachesServer creates, suspends, reactivates and deletes a tenant
-// with the admin subcommands while the server runs, and checks that the
-// server follows each change within a couple of seconds.
-func testAdminReachesServer(t *testing.T, s *server) {
+// testAdminReachesServer creates, suspends, reactivates, deletes and purges
+// a tenant with the admin subcommands while the server runs, and checks
+// that the server follows each change within a couple of seconds. It
+// returns the purged tenant's ID.
+func testAdminReachesServer(t *testing.T, s *server) string {
 	c := s.client()
 	ident := testenv.RandomName("initech-")
 	id := "id-" + ident
@@ -120,6 +122,12 @@ func testAdminReachesServer(t *testing.T, s *server) {
 
 	s.admin(t, 0, "tenants", "delete", ident)
 	s.eventually(t, 3*time.Second, ident, http.StatusForbidden).problem(t, http.StatusForbidden, problem.SlugTenantDeleted)
+
+	// Purging checks itself that nothing of the tenant is left.
+	s.admin(t, 0, "tenants", "purge", "--force", ident)
+	s.eventually(t, 3*time.Second, ident, http.StatusNotFound).problem(t, http.StatusNotFound, problem.SlugTenantNotFound)
+	c.do(t, http.MethodGet, "/notes", acme, "").want(t, http.StatusOK)
+	return id
 }
 
 // buildBinary builds the example into a temporary directory.
