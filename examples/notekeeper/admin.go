@@ -41,6 +41,17 @@ func openAdminEnv(ctx context.Context, cfg Config, c admin.Connect) (*admin.Env,
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TenantStore == storeMemory {
+		// A server's in-memory store holds exactly the seeds, active: show
+		// them, so that list, show and migrate mean what they say. Writes
+		// are refused (Persistent is false).
+		for _, s := range seedTenants {
+			if _, err := b.tenants.Create(ctx, &s); err != nil {
+				b.close()
+				return nil, err
+			}
+		}
+	}
 	return &admin.Env{
 		Store:      b.tenants,
 		Persistent: cfg.TenantStore == storeDB,

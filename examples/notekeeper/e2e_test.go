@@ -78,6 +78,9 @@ func TestEndToEnd(t *testing.T) {
 		if !strings.Contains(out, "TENANT_STORE=db") {
 			t.Fatalf("create with the memory store: %s", out)
 		}
+		if out := s.admin(t, 0, "tenants", "list"); !strings.Contains(out, acme) || !strings.Contains(out, globex) {
+			t.Fatalf("tenants list with the memory store lacks the seeds: %s", out)
+		}
 		s.checkLogs(t)
 	})
 

@@ -65,6 +65,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// After the first signal, a second one ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
 	if err := serve(ctx, cfg, logger); err != nil {
 		logger.Error("notekeeper stopped", slog.Any("error", err))
 		return 1
