@@ -1,0 +1,423 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-tenancy/tenancy/internal/netproxy"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Modes the server serves, in table order. schema-<n> (schema mode with
+// Config.SchemaTenants tenants) is added after them.
+var allModes = []string{"baseline", "tx", "rls", "schema", "hybrid", "sqlite"}
+
+// delayModes are the default modes of a run with a delay: those that talk
+// to PostgreSQL over the (proxied) network.
+var delayModes = []string{"baseline", "tx", "rls", "schema", "hybrid"}
+
+// Scenarios, each its own table: one operation per request.
+const (
+	scenarioRead   = "read"
+	scenarioList   = "list"
+	scenarioCreate = "create"
+)
+
+var allScenarios = []string{scenarioRead, scenarioList, scenarioCreate}
+
+// Config is one run of the harness. Zero fields take defaultConfig's values
+// only through the flags; run uses them as given.
+type Config struct {
+	// DSN is a PostgreSQL URL of a role that may create databases and roles.
+	DSN string
+	// Tenants is T, the tenants of every mode but schema-<n>. Default 100.
+	Tenants int
+	// Notes is N, the notes seeded per tenant. Default 100.
+	Notes int
+	// Clients is C, the concurrent clients. Default 32.
+	Clients int
+	// Duration is the measured time of one cell in one round. Default 3s.
+	Duration time.Duration
+	// Rounds is how many times every cell is measured. Default 2.
+	Rounds int
+	// Warmup is the unmeasured mixed load each server gets before the first
+	// round. Default 1s.
+	Warmup time.Duration
+	// Modes to run; nil means all, or delayModes with a Delay.
+	Modes []string
+	// Scenarios is a comma-separated list. Default "read,list,create".
+	Scenarios string
+	// Delay is added each way between the servers and PostgreSQL. Default 0.
+	Delay time.Duration
+	// SchemaTenants adds mode schema-<n>: schema mode over that many tenant
+	// schemas. Default 1000; 0 turns it off; ignored with a Delay unless
+	// Modes names it.
+	SchemaTenants int
+	// Pool is every PostgreSQL server's pgxpool MaxConns. Default 8.
+	Pool int
+	// StmtCache is passed to the library servers as
+	// StatementCacheCapacity. Default 0: the library's default.
+	StmtCache int
+	// JSON, when set, is where the results are written as JSON.
+	JSON string
+	// Profile names a mode to profile after the rounds; ProfileDir holds
+	// the profiles. Default none.
+	Profile    string
+	ProfileDir string
+	// ServerBin is a prebuilt server; empty means build ./bench/server.
+	ServerBin string
+	// Out receives the tables and progress. Default io.Discard.
+	Out io.Writer
+}
+
+func defaultConfig() Config {
+	return Config{
+		Tenants:       100,
+		Notes:         100,
+		Clients:       32,
+		Duration:      3 * time.Second,
+		Rounds:        2,
+		Warmup:        time.Second,
+		Scenarios:     strings.Join(allScenarios, ","),
+		SchemaTenants: 1000,
+		Pool:          8,
+		ProfileDir:    ".",
+	}
+}
+
+// smoke shrinks c to the CI smoke run.
+func (c *Config) smoke() {
+	c.Tenants, c.Notes, c.Clients = 3, 5, 2
+	c.Duration, c.Rounds, c.Warmup = 200*time.Millisecond, 1, 100*time.Millisecond
+	c.SchemaTenants, c.Pool = 5, 2
+}
+
+func (c *Config) check() error {
+	switch {
+	case c.Tenants < 1 || c.Notes < 1 || c.Clients < 1 || c.Rounds < 1 || c.Pool < 1:
+		return errors.New("tenants, notes, clients, rounds and pool must be at least 1")
+	case c.Duration <= 0:
+		return errors.New("duration must be positive")
+	case c.SchemaTenants < 0:
+		return errors.New("schema-tenants must not be negative")
+	case c.Tenants > 9999 || c.SchemaTenants > 9999:
+		return errors.New("at most 9999 tenants")
+	}
+	return nil
+}
+
+// schemaMode is the row name of schema mode over Config.SchemaTenants.
+func (c *Config) schemaMode() string { return "schema-" + strconv.Itoa(c.SchemaTenants) }
+
+// modes returns the modes to run, in table order.
+func (c *Config) modes() ([]string, error) {
+	if len(c.Modes) == 0 {
+		if c.Delay > 0 {
+			return slices.Clone(delayModes), nil
+		}
+		out := slices.Clone(allModes)
+		if c.SchemaTenants > 0 {
+			out = append(out, c.schemaMode())
+		}
+		return out, nil
+	}
+	for _, m := range c.Modes {
+		if !slices.Contains(allModes, m) && (c.SchemaTenants == 0 || m != c.schemaMode()) {
+			return nil, fmt.Errorf("unknown mode %q (modes: %s, %s)", m, strings.Join(allModes, ", "), c.schemaMode())
+		}
+	}
+	return c.Modes, nil
+}
+
+func (c *Config) scenarios() ([]string, error) {
+	out := splitList(c.Scenarios)
+	if len(out) == 0 {
+		return nil, errors.New("no scenario")
+	}
+	for _, s := range out {
+		if !slices.Contains(allScenarios, s) {
+			return nil, fmt.Errorf("unknown scenario %q (scenarios: %s)", s, strings.Join(allScenarios, ", "))
+		}
+	}
+	return out, nil
+}
+
+// run is the whole harness: build, seed, start, drive, report, clean up.
+func run(ctx context.Context, cfg Config) (err error) {
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if err := cfg.check(); err != nil {
+		return err
+	}
+	modes, err := cfg.modes()
+	if err != nil {
+		return err
+	}
+	scenarios, err := cfg.scenarios()
+	if err != nil {
+		return err
+	}
+	base, err := url.Parse(cfg.DSN)
+	if err != nil || (base.Scheme != "postgres" && base.Scheme != "postgresql") {
+		return errors.New("the DSN must be a postgres:// URL")
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Out, format+"\n", args...) }
+
+	tmp, err := os.MkdirTemp("", "tenancy-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	bin := cfg.ServerBin
+	if bin == "" {
+		t0 := time.Now()
+		bin = filepath.Join(tmp, "server")
+		if err := buildServer(ctx, bin); err != nil {
+			return err
+		}
+		logf("built the server in %s", since(t0))
+	}
+
+	// The scratch database, dropped at the end whatever happens.
+	admin, err := pgx.Connect(ctx, cfg.DSN)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", redact(base), err)
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	dbName := "tenancy_bench_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
+		return fmt.Errorf("create scratch database: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
+		defer cancel()
+		if _, derr := admin.Exec(dctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)"); derr != nil && err == nil {
+			err = fmt.Errorf("drop scratch database %s: %w", dbName, derr)
+		}
+	}()
+	dbURL := *base
+	dbURL.Path = "/" + dbName
+
+	m := newMachine(ctx, admin)
+	logf("%s", m)
+	logf("config: T=%d N=%d C=%d duration=%s rounds=%d warmup=%s pool=%d delay=%s schema-tenants=%d modes=%s",
+		cfg.Tenants, cfg.Notes, cfg.Clients, cfg.Duration, cfg.Rounds, cfg.Warmup, cfg.Pool, cfg.Delay, cfg.SchemaTenants, strings.Join(modes, ","))
+
+	// Seed what the chosen modes read.
+	t0 := time.Now()
+	need := seedNeeds(cfg, modes)
+	pool, err := pgxpool.New(ctx, dbURL.String())
+	if err != nil {
+		return fmt.Errorf("open seeding pool: %w", err)
+	}
+	defer pool.Close()
+	data, err := seed(ctx, pool, filepath.Join(tmp, "sqlite"), cfg.Notes, need)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	logf("seeded in %s: %s", since(t0), need)
+
+	// The servers reach PostgreSQL directly, or through the delay proxy.
+	srvURL := dbURL
+	if cfg.Delay > 0 {
+		target, err := tcpAddr(base)
+		if err != nil {
+			return err
+		}
+		proxy, err := netproxy.Start(target, cfg.Delay)
+		if err != nil {
+			return fmt.Errorf("start the delay proxy: %w", err)
+		}
+		defer proxy.Close()
+		srvURL.Host = proxy.Addr()
+		logf("servers reach PostgreSQL through a proxy adding %s each way", cfg.Delay)
+	}
+
+	servers := make([]*server, 0, len(modes))
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+	for _, name := range modes {
+		spec := serverSpec{name: name, mode: name, tenants: cfg.Tenants, pool: cfg.Pool, stmtCache: cfg.StmtCache, sqliteDir: data.sqliteDir}
+		if name == cfg.schemaMode() {
+			spec.mode, spec.tenants = "schema", cfg.SchemaTenants
+		}
+		q := srvURL.Query()
+		q.Set("application_name", "bench-"+name)
+		u := srvURL
+		u.RawQuery = q.Encode()
+		spec.dsn = u.String()
+		s, err := startServer(ctx, bin, spec)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, s)
+	}
+	logf("started %d servers", len(servers))
+
+	client := &http.Client{
+		Transport: &http.Transport{
+			MaxIdleConns:        len(servers) * cfg.Clients * 2,
+			MaxIdleConnsPerHost: cfg.Clients * 2,
+			IdleConnTimeout:     5 * time.Minute,
+			DisableCompression:  true,
+		},
+		Timeout: 30 * time.Second,
+	}
+	defer client.CloseIdleConnections()
+	d := &driver{client: client, data: data, clients: cfg.Clients, admin: pool}
+
+	// Cross-tenant probes: a server that hands out another tenant's note
+	// fails the run before anything is timed.
+	var failures []string
+	for _, s := range servers {
+		if err := d.probe(ctx, s); err != nil {
+			failures = append(failures, fmt.Sprintf("%s: %v", s.name, err))
+		}
+	}
+	if len(failures) > 0 {
+		return fmt.Errorf("cross-tenant probes failed:\n  %s", strings.Join(failures, "\n  "))
+	}
+
+	if cfg.Warmup > 0 {
+		for _, s := range servers {
+			for _, sc := range scenarios {
+				d.run(ctx, s, sc, cfg.Warmup/time.Duration(len(scenarios)))
+			}
+		}
+		logf("warmed up every server for %s", cfg.Warmup)
+	}
+
+	res := newResults(cfg, m, modes, scenarios)
+	for round := range cfg.Rounds {
+		for _, sc := range scenarios {
+			// Rotate the order every round (and scenario), so that no mode
+			// always runs first or right after a heavy one.
+			k := (round*len(scenarios) + slices.Index(scenarios, sc)) % len(servers)
+			order := append(slices.Clone(servers[k:]), servers[:k]...)
+			for _, s := range order {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				c := d.run(ctx, s, sc, cfg.Duration)
+				if !s.alive() {
+					return fmt.Errorf("server %s exited:\n%s", s.name, s.stderr.String())
+				}
+				res.add(s.name, sc, c)
+			}
+		}
+		logf("round %d of %d done", round+1, cfg.Rounds)
+	}
+
+	res.print(cfg.Out)
+	if cfg.JSON != "" {
+		if err := res.writeJSON(cfg.JSON); err != nil {
+			return err
+		}
+		logf("wrote %s", cfg.JSON)
+	}
+
+	if cfg.Profile != "" {
+		if err := profile(ctx, d, servers, cfg, scenarios, logf); err != nil {
+			return err
+		}
+	}
+
+	for _, s := range servers {
+		if msg := s.stderr.String(); msg != "" {
+			logf("server %s wrote to stderr:\n%s", s.name, msg)
+		}
+	}
+	if n, wrong := res.errors(); n > 0 {
+		return fmt.Errorf("%d requests failed (%d of them answered for the wrong tenant); see the errors above", n, wrong)
+	}
+	return nil
+}
+
+// profile drives the profiled mode once more per scenario, unmeasured, and
+// saves a CPU profile of its server for each.
+func profile(ctx context.Context, d *driver, servers []*server, cfg Config, scenarios []string, logf func(string, ...any)) error {
+	i := slices.IndexFunc(servers, func(s *server) bool { return s.name == cfg.Profile })
+	if i < 0 {
+		return fmt.Errorf("-profile %s: no such mode in this run", cfg.Profile)
+	}
+	s := servers[i]
+	secs := max(1, int(cfg.Duration.Round(time.Second)/time.Second))
+	for _, sc := range scenarios {
+		path := filepath.Join(cfg.ProfileDir, s.name+"-"+sc+".pprof")
+		errc := make(chan error, 1)
+		go func() { errc <- s.cpuProfile(ctx, secs, path) }()
+		d.run(ctx, s, sc, time.Duration(secs)*time.Second+200*time.Millisecond)
+		if err := <-errc; err != nil {
+			return fmt.Errorf("profile %s under %s: %w", s.name, sc, err)
+		}
+		logf("wrote %s (go tool pprof -top %s)", path, path)
+	}
+	return nil
+}
+
+// buildServer builds ./bench/server into bin with the go command on PATH.
+func buildServer(ctx context.Context, bin string) error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("the go command is needed to build the server (or pass -server): %w", err)
+	}
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "github.com/go-tenancy/tenancy/bench/server")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("build the server: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// tcpAddr returns the host:port the DSN reaches, for the proxy.
+func tcpAddr(u *url.URL) (string, error) {
+	host, port := u.Hostname(), u.Port()
+	if host == "" || strings.HasPrefix(host, "/") || strings.Contains(u.Host, ",") {
+		return "", errors.New("-delay needs a DSN with one TCP host")
+	}
+	if port == "" {
+		port = "5432"
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func redact(u *url.URL) string { return u.Redacted() }
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
+
+// machine describes where a run happened.
+type machine struct {
+	CPU      string `json:"cpu"`
+	CPUs     int    `json:"cpus"`
+	Go       string `json:"go"`
+	Postgres string `json:"postgres"`
+}
+
+func newMachine(ctx context.Context, admin *pgx.Conn) machine {
+	m := machine{CPU: cpuModel(), CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	_ = admin.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&m.Postgres)
+	return m
+}
+
+func (m machine) String() string {
+	return fmt.Sprintf("machine: %s, %d CPUs, %s, PostgreSQL %s", m.CPU, m.CPUs, m.Go, m.Postgres)
+}

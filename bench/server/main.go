@@ -1,0 +1,103 @@
+// Command server is the HTTP server the load harness (package bench, one
+// directory up) measures. One binary serves every mode, with the same
+// handlers; only the data path differs:
+//
+//	baseline  raw pgx, WHERE tenant_id = $1, the tenant found in a map; no tenancy package
+//	tx        tenancy middleware, then BEGIN; set the tenant; query; COMMIT (how other libraries do it)
+//	rls       tenancy middleware, isolation/postgres RLS (one pipelined round trip per statement)
+//	schema    tenancy middleware, isolation/postgres Schema
+//	hybrid    tenancy middleware, isolation.Hybrid: starters under RLS, enterprise tenants in schemas
+//	sqlite    tenancy middleware, isolation/sqlite: a file per tenant
+//
+// The harness starts one process per mode, so that each mode's memory is its
+// own. On start the server prints one line, "listening http=ADDR debug=ADDR",
+// and serves net/http/pprof on the debug address.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	mode      string
+	dsn       string
+	tenants   int
+	pool      int
+	sqliteDir string
+	stmtCache int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.mode, "mode", "", "baseline, tx, rls, schema, hybrid or sqlite")
+	flag.StringVar(&o.dsn, "dsn", "", "PostgreSQL DSN of the seeded database (not used by sqlite)")
+	flag.IntVar(&o.tenants, "tenants", 100, "number of tenants (fixture.Tenant(0) to (n-1))")
+	flag.IntVar(&o.pool, "pool", 8, "PostgreSQL pool size (pgxpool MaxConns)")
+	flag.StringVar(&o.sqliteDir, "sqlite-dir", "", "directory of the tenants' SQLite files (sqlite mode)")
+	flag.IntVar(&o.stmtCache, "stmt-cache", 0, "isolation/postgres Config.StatementCacheCapacity (0: the library default)")
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, logger); err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, logger *slog.Logger) error {
+	if o.tenants < 1 {
+		return errors.New("-tenants must be at least 1")
+	}
+	b, err := open(ctx, o, logger)
+	if err != nil {
+		return fmt.Errorf("mode %s: %w", o.mode, err)
+	}
+	defer b.close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	dln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: b.handler, ReadHeaderTimeout: 5 * time.Second}
+	dbg := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- dbg.Serve(dln) }()
+	fmt.Printf("listening http=%s debug=%s\n", ln.Addr(), dln.Addr())
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = dbg.Shutdown(sctx)
+	return srv.Shutdown(sctx)
+}
+
+// debugMux serves net/http/pprof, apart from the measured handler so that
+// every mode's handler chain stays the same.
+func debugMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	return mux
+}
