@@ -49,10 +49,15 @@ var ErrNoteNotFound = errors.New("note not found")
 // can reach another tenant's notes: a note of another tenant is
 // ErrNoteNotFound, and changing it changes nothing.
 type NoteStore interface {
+	// Create stores a new note of t and returns it as stored.
 	Create(ctx context.Context, t *tenancy.Tenant, n NewNote) (Note, error)
+	// List returns a page of t's notes, newest first.
 	List(ctx context.Context, t *tenancy.Tenant, p Page) ([]Note, error)
+	// Get returns t's note with the given ID.
 	Get(ctx context.Context, t *tenancy.Tenant, id string) (Note, error)
+	// Update changes the fields p sets and returns the note as stored.
 	Update(ctx context.Context, t *tenancy.Tenant, id string, p NotePatch) (Note, error)
+	// Delete removes t's note with the given ID.
 	Delete(ctx context.Context, t *tenancy.Tenant, id string) error
 }
 
