@@ -37,6 +37,8 @@ const (
 	scenarioCreate = "create"
 )
 
+// allScenarios are the scenarios in the order they run: creates last, so
+// that reads and lists see the seeded rows only.
 var allScenarios = []string{scenarioRead, scenarioList, scenarioCreate}
 
 // Config is one run of the harness. Zero fields take defaultConfig's values
@@ -54,8 +56,8 @@ type Config struct {
 	Duration time.Duration
 	// Rounds is how many times every cell is measured. Default 2.
 	Rounds int
-	// Warmup is the unmeasured mixed load each server gets before the first
-	// round. Default 1s.
+	// Warmup is the unmeasured load each server gets before the rounds of
+	// each scenario. Default 500ms.
 	Warmup time.Duration
 	// Modes to run; nil means all, or delayModes with a Delay.
 	Modes []string
@@ -67,6 +69,14 @@ type Config struct {
 	// schemas. Default 1000; 0 turns it off; ignored with a Delay unless
 	// Modes names it.
 	SchemaTenants int
+	// AppUser is the login role the servers connect as, created when
+	// missing (NOSUPERUSER NOBYPASSRLS, owning nothing) and given what an
+	// application role gets: the tenant role, and the baseline's table. It
+	// connects without a password (trust or peer auth, as on a developer's
+	// machine and in CI). Empty means the DSN's user, which with a superuser
+	// DSN makes every library request flip is_superuser and report it to
+	// the client twice. Default "tenancy_bench_app".
+	AppUser string
 	// Pool is every PostgreSQL server's pgxpool MaxConns. Default 8.
 	Pool int
 	// StmtCache is passed to the library servers as
@@ -91,10 +101,11 @@ func defaultConfig() Config {
 		Clients:       32,
 		Duration:      3 * time.Second,
 		Rounds:        2,
-		Warmup:        time.Second,
+		Warmup:        500 * time.Millisecond,
 		Scenarios:     strings.Join(allScenarios, ","),
 		SchemaTenants: 1000,
 		Pool:          8,
+		AppUser:       "tenancy_bench_app",
 		ProfileDir:    ".",
 	}
 }
@@ -116,6 +127,8 @@ func (c *Config) check() error {
 		return errors.New("schema-tenants must not be negative")
 	case c.Tenants > 9999 || c.SchemaTenants > 9999:
 		return errors.New("at most 9999 tenants")
+	case c.AppUser != "" && !validRole(c.AppUser):
+		return errors.New("app-user must be lowercase letters, digits and '_', starting with a letter")
 	}
 	return nil
 }
@@ -216,8 +229,8 @@ func run(ctx context.Context, cfg Config) (err error) {
 
 	m := newMachine(ctx, admin)
 	logf("%s", m)
-	logf("config: T=%d N=%d C=%d duration=%s rounds=%d warmup=%s pool=%d delay=%s schema-tenants=%d modes=%s",
-		cfg.Tenants, cfg.Notes, cfg.Clients, cfg.Duration, cfg.Rounds, cfg.Warmup, cfg.Pool, cfg.Delay, cfg.SchemaTenants, strings.Join(modes, ","))
+	logf("config: T=%d N=%d C=%d duration=%s rounds=%d warmup=%s pool=%d delay=%s schema-tenants=%d app-user=%q modes=%s",
+		cfg.Tenants, cfg.Notes, cfg.Clients, cfg.Duration, cfg.Rounds, cfg.Warmup, cfg.Pool, cfg.Delay, cfg.SchemaTenants, cfg.AppUser, strings.Join(modes, ","))
 
 	// Seed what the chosen modes read.
 	t0 := time.Now()
@@ -233,8 +246,15 @@ func run(ctx context.Context, cfg Config) (err error) {
 	}
 	logf("seeded in %s: %s", since(t0), need)
 
-	// The servers reach PostgreSQL directly, or through the delay proxy.
+	// The servers reach PostgreSQL directly, or through the delay proxy, as
+	// the application role.
 	srvURL := dbURL
+	if cfg.AppUser != "" {
+		if err := setupAppUser(ctx, pool, cfg.AppUser, need); err != nil {
+			return err
+		}
+		srvURL.User = url.User(cfg.AppUser)
+	}
 	if cfg.Delay > 0 {
 		target, err := tcpAddr(base)
 		if err != nil {
@@ -256,12 +276,16 @@ func run(ctx context.Context, cfg Config) (err error) {
 		}
 	}()
 	for _, name := range modes {
-		spec := serverSpec{name: name, mode: name, tenants: cfg.Tenants, pool: cfg.Pool, stmtCache: cfg.StmtCache, sqliteDir: data.sqliteDir}
+		spec := serverSpec{name: name, mode: name, tenants: cfg.Tenants, pool: cfg.Pool, stmtCache: cfg.StmtCache,
+			sqliteDir: data.sqliteDir, prefix: schemaPrefix(cfg, name)}
 		if name == cfg.schemaMode() {
 			spec.mode, spec.tenants = "schema", cfg.SchemaTenants
 		}
 		q := srvURL.Query()
 		q.Set("application_name", "bench-"+name)
+		if s := dataSchema(name); s != "" {
+			q.Set("search_path", s)
+		}
 		u := srvURL
 		u.RawQuery = q.Encode()
 		spec.dsn = u.String()
@@ -297,21 +321,19 @@ func run(ctx context.Context, cfg Config) (err error) {
 		return fmt.Errorf("cross-tenant probes failed:\n  %s", strings.Join(failures, "\n  "))
 	}
 
-	if cfg.Warmup > 0 {
-		for _, s := range servers {
-			for _, sc := range scenarios {
-				d.run(ctx, s, sc, cfg.Warmup/time.Duration(len(scenarios)))
+	// Scenario by scenario, creates last, so that reads and lists see the
+	// seeded rows only. Within a scenario, every server is warmed up, then
+	// measured in rounds that rotate the order of the modes, so that no mode
+	// always runs first or right after a heavy one.
+	res := newResults(cfg, m, modes, scenarios)
+	for si, sc := range scenarios {
+		if cfg.Warmup > 0 {
+			for _, s := range servers {
+				d.run(ctx, s, sc, cfg.Warmup)
 			}
 		}
-		logf("warmed up every server for %s", cfg.Warmup)
-	}
-
-	res := newResults(cfg, m, modes, scenarios)
-	for round := range cfg.Rounds {
-		for _, sc := range scenarios {
-			// Rotate the order every round (and scenario), so that no mode
-			// always runs first or right after a heavy one.
-			k := (round*len(scenarios) + slices.Index(scenarios, sc)) % len(servers)
+		for round := range cfg.Rounds {
+			k := (si + round) % len(servers)
 			order := append(slices.Clone(servers[k:]), servers[:k]...)
 			for _, s := range order {
 				if err := ctx.Err(); err != nil {
@@ -324,7 +346,7 @@ func run(ctx context.Context, cfg Config) (err error) {
 				res.add(s.name, sc, c)
 			}
 		}
-		logf("round %d of %d done", round+1, cfg.Rounds)
+		logf("%s: %d rounds done", sc, cfg.Rounds)
 	}
 
 	res.print(cfg.Out)

@@ -27,6 +27,8 @@ type serverSpec struct {
 	stmtCache  int
 	dsn        string
 	sqliteDir  string
+	// prefix is the tenant-schema prefix of schema and hybrid modes.
+	prefix string
 }
 
 // server is one running server process.
@@ -49,6 +51,9 @@ func startServer(ctx context.Context, bin string, spec serverSpec) (*server, err
 		args = append(args, "-sqlite-dir", spec.sqliteDir)
 	} else {
 		args = append(args, "-dsn", spec.dsn)
+	}
+	if spec.prefix != "" {
+		args = append(args, "-prefix", spec.prefix)
 	}
 	cmd := exec.Command(bin, args...)
 	// The servers die with the harness, however it ends.

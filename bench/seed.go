@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,30 +13,68 @@ import (
 	"github.com/go-tenancy/tenancy/isolation/sqlite"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 )
+
+// Every mode has data of its own, so that one mode's creates never slow
+// another's lists, and every mode starts from the same rows: the modes on
+// shared tables each get a schema (their servers' search_path), and the
+// schema modes each their own tenant-schema prefix.
+
+// dataSchema returns the schema holding mode's shared table, or "" for a
+// mode without one.
+func dataSchema(mode string) string {
+	switch mode {
+	case "baseline", "tx", "rls", "hybrid":
+		return "m_" + mode
+	}
+	return ""
+}
+
+// schemaPrefix returns the tenant-schema prefix of a schema mode, or "".
+func schemaPrefix(cfg Config, mode string) string {
+	switch mode {
+	case "schema":
+		return isolation.DefaultPrefix
+	case "hybrid":
+		return "hyb_"
+	case cfg.schemaMode():
+		return "big_"
+	}
+	return ""
+}
+
+// schemaSet is the tenant schemas of one mode.
+type schemaSet struct {
+	prefix string
+	count  int
+}
 
 // seedNeed says what the chosen modes read.
 type seedNeed struct {
 	// tenants is T: tenants 0..T-1 are in the shared tables and files.
 	tenants int
-	plain   bool // notes_plain (baseline)
-	rls     bool // notes under RLS in public (tx, rls, hybrid)
-	schemas int  // tenants 0..schemas-1 have a schema (schema, hybrid, schema-<n>)
-	sqlite  bool // a file per tenant
+	// plain names the schemas of baseline tables, rls those of tables under
+	// row-level security, each holding tenants 0..T-1.
+	plain, rls []string
+	// schemas lists the tenant-schema sets.
+	schemas []schemaSet
+	// sqlite asks for a file per tenant.
+	sqlite bool
 }
 
 func (n seedNeed) String() string {
 	var parts []string
-	if n.plain {
-		parts = append(parts, fmt.Sprintf("%d tenants in notes_plain", n.tenants))
+	if len(n.plain) > 0 {
+		parts = append(parts, fmt.Sprintf("%d tenants in a plain table (%s)", n.tenants, strings.Join(n.plain, ", ")))
 	}
-	if n.rls {
-		parts = append(parts, fmt.Sprintf("%d tenants in notes under RLS", n.tenants))
+	if len(n.rls) > 0 {
+		parts = append(parts, fmt.Sprintf("%d tenants in a table under RLS (%s)", n.tenants, strings.Join(n.rls, ", ")))
 	}
-	if n.schemas > 0 {
-		parts = append(parts, fmt.Sprintf("%d tenant schemas", n.schemas))
+	for _, s := range n.schemas {
+		parts = append(parts, fmt.Sprintf("%d tenant schemas %s*", s.count, s.prefix))
 	}
 	if n.sqlite {
 		parts = append(parts, fmt.Sprintf("%d SQLite files", n.tenants))
@@ -43,23 +82,32 @@ func (n seedNeed) String() string {
 	return strings.Join(parts, ", ")
 }
 
+// maxTenants is the largest tenant count any store holds.
+func (n seedNeed) maxTenants() int {
+	m := n.tenants
+	for _, s := range n.schemas {
+		m = max(m, s.count)
+	}
+	return m
+}
+
 func seedNeeds(cfg Config, modes []string) seedNeed {
 	n := seedNeed{tenants: cfg.Tenants}
 	for _, m := range modes {
 		switch m {
 		case "baseline":
-			n.plain = true
+			n.plain = append(n.plain, dataSchema(m))
 		case "tx", "rls":
-			n.rls = true
-		case "schema":
-			n.schemas = max(n.schemas, cfg.Tenants)
+			n.rls = append(n.rls, dataSchema(m))
 		case "hybrid":
-			n.rls = true
-			n.schemas = max(n.schemas, cfg.Tenants)
+			n.rls = append(n.rls, dataSchema(m))
+			n.schemas = append(n.schemas, schemaSet{schemaPrefix(cfg, m), cfg.Tenants})
+		case "schema":
+			n.schemas = append(n.schemas, schemaSet{schemaPrefix(cfg, m), cfg.Tenants})
 		case "sqlite":
 			n.sqlite = true
 		case cfg.schemaMode():
-			n.schemas = max(n.schemas, cfg.SchemaTenants)
+			n.schemas = append(n.schemas, schemaSet{schemaPrefix(cfg, m), cfg.SchemaTenants})
 		}
 	}
 	return n
@@ -82,7 +130,7 @@ var noteBody = strings.Repeat("Lorem ipsum dolor sit amet. ", 4)
 // It runs as the DSN's role, before anything is timed.
 func seed(ctx context.Context, pool *pgxpool.Pool, sqliteDir string, notes int, need seedNeed) (*fixtureData, error) {
 	data := &fixtureData{notes: notes, sqliteDir: sqliteDir}
-	total := max(need.tenants, need.schemas)
+	total := need.maxTenants()
 	data.ids = make([][]string, total)
 	uuids := make([][]uuid.UUID, total)
 	for i := range total {
@@ -96,83 +144,69 @@ func seed(ctx context.Context, pool *pgxpool.Pool, sqliteDir string, notes int, 
 	// Seeded notes are older than anything created under load.
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
 	created := func(k int) time.Time { return base.Add(time.Duration(k) * time.Second) }
-	rowsOf := func(first, n int, withTenant bool) pgx.CopyFromSource {
-		var rows [][]any
+	cols := []string{"id", "title", "body", "created_at", "tenant_id"}
+	rowsOf := func(first, n int) pgx.CopyFromSource {
+		rows := make([][]any, 0, n*notes)
 		for i := first; i < first+n; i++ {
 			for k := range notes {
-				row := []any{uuids[i][k], fmt.Sprintf("note %d", k), noteBody, created(k)}
-				if withTenant {
-					row = append(row, fixture.ID(i))
-				}
-				rows = append(rows, row)
+				rows = append(rows, []any{uuids[i][k], fmt.Sprintf("note %d", k), noteBody, created(k), fixture.ID(i)})
 			}
 		}
 		return pgx.CopyFromRows(rows)
 	}
-	cols := []string{"id", "title", "body", "created_at", "tenant_id"}
 
 	if err := postgres.EnsureRole(ctx, pool, postgres.DefaultRole); err != nil {
 		return nil, err
 	}
-	if need.plain || need.rls {
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if need.plain {
-				if err := execAll(ctx, tx, fixture.PlainDDL); err != nil {
-					return err
-				}
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{fixture.PlainTable}, cols, rowsOf(0, need.tenants, true)); err != nil {
-					return fmt.Errorf("copy into %s: %w", fixture.PlainTable, err)
-				}
-			}
-			if need.rls {
-				if err := execAll(ctx, tx, fixture.NotesDDL); err != nil {
-					return err
-				}
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"notes"}, cols, rowsOf(0, need.tenants, true)); err != nil {
-					return fmt.Errorf("copy into notes: %w", err)
-				}
-				if err := execAll(ctx, tx, fixture.NotesRLS); err != nil {
-					return err
-				}
-			}
-			return postgres.GrantSchema(ctx, tx, "public", postgres.DefaultRole)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("shared tables: %w", err)
-		}
-	}
-
-	// A schema per tenant, a few at a time.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	for i := range need.schemas {
-		g.Go(func() error {
-			name, err := isolation.Name(isolation.DefaultPrefix, fixture.Identifier(i))
-			if err != nil {
+	// fill creates a schema and a table in it, copies the rows of tenants
+	// first..first+n-1 in (before row-level security, so that any owner
+	// may), and puts the table under RLS unless it is a plain one.
+	fill := func(ctx context.Context, schema string, plain bool, first, n int) error {
+		ident := pgx.Identifier{schema}.Sanitize()
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if err := execAll(ctx, tx, []string{"CREATE SCHEMA " + ident, "SET LOCAL search_path TO " + ident}); err != nil {
 				return err
 			}
-			ident := pgx.Identifier{name}.Sanitize()
-			return pgx.BeginFunc(gctx, pool, func(tx pgx.Tx) error {
-				if err := execAll(gctx, tx, []string{"CREATE SCHEMA " + ident, "SET LOCAL search_path TO " + ident}); err != nil {
-					return err
-				}
-				if err := execAll(gctx, tx, fixture.NotesDDL); err != nil {
-					return err
-				}
-				// Every row of a tenant's schema is the tenant's: the column
-				// default is not set while seeding, so name it.
-				if _, err := tx.CopyFrom(gctx, pgx.Identifier{name, "notes"}, cols, rowsOf(i, 1, true)); err != nil {
-					return fmt.Errorf("copy into %s.notes: %w", name, err)
-				}
-				if err := execAll(gctx, tx, fixture.NotesRLS); err != nil {
-					return err
-				}
-				return postgres.GrantSchema(gctx, tx, name, postgres.DefaultRole)
-			})
+			ddl, table := fixture.NotesDDL, "notes"
+			if plain {
+				ddl, table = fixture.PlainDDL, fixture.PlainTable
+			}
+			if err := execAll(ctx, tx, ddl); err != nil {
+				return err
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{schema, table}, cols, rowsOf(first, n)); err != nil {
+				return fmt.Errorf("copy into %s.%s: %w", schema, table, err)
+			}
+			if plain {
+				return nil
+			}
+			if err := execAll(ctx, tx, fixture.NotesRLS); err != nil {
+				return err
+			}
+			return postgres.GrantSchema(ctx, tx, schema, postgres.DefaultRole)
 		})
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for _, s := range need.plain {
+		g.Go(func() error { return fill(gctx, s, true, 0, need.tenants) })
+	}
+	for _, s := range need.rls {
+		g.Go(func() error { return fill(gctx, s, false, 0, need.tenants) })
+	}
+	for _, set := range need.schemas {
+		for i := range set.count {
+			g.Go(func() error {
+				name, err := isolation.Name(set.prefix, fixture.Identifier(i))
+				if err != nil {
+					return err
+				}
+				return fill(gctx, name, false, i, 1)
+			})
+		}
+	}
 	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("tenant schemas: %w", err)
+		return nil, fmt.Errorf("seed PostgreSQL: %w", err)
 	}
 	if _, err := pool.Exec(ctx, "ANALYZE"); err != nil {
 		return nil, fmt.Errorf("analyze: %w", err)
@@ -248,4 +282,64 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// setupAppUser creates the servers' login role unless it exists and gives
+// it what an application role has: membership of the tenant role (to switch
+// to it) and the baseline's table. Roles are cluster-wide, so concurrent
+// runs may race on them: the errors of such races are retried.
+func setupAppUser(ctx context.Context, pool *pgxpool.Pool, user string, need seedNeed) error {
+	stmts := []string{
+		`DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '` + user + `') THEN
+    CREATE ROLE ` + user + ` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+  END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END $$`,
+		"GRANT " + postgres.DefaultRole + " TO " + user,
+	}
+	for _, schema := range need.plain {
+		stmts = append(stmts, "GRANT USAGE ON SCHEMA "+schema+" TO "+user, "GRANT SELECT, INSERT ON "+schema+"."+fixture.PlainTable+" TO "+user)
+	}
+	for _, s := range stmts {
+		var err error
+		for range 20 {
+			if _, err = pool.Exec(ctx, s); err == nil || !racing(err) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			return fmt.Errorf("set up app user %s: %s: %w", user, firstLine(s), err)
+		}
+	}
+	return nil
+}
+
+// racing reports the errors concurrent changes to roles raise: "tuple
+// concurrently updated", duplicate role or key, serialization failure.
+func racing(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "XX000", "23505", "42710", "40001":
+		return true
+	}
+	return false
+}
+
+// validRole accepts role names that need no quoting.
+func validRole(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }

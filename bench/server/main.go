@@ -36,6 +36,7 @@ type options struct {
 	pool      int
 	sqliteDir string
 	stmtCache int
+	prefix    string
 }
 
 func main() {
@@ -45,6 +46,7 @@ func main() {
 	flag.IntVar(&o.tenants, "tenants", 100, "number of tenants (fixture.Tenant(0) to (n-1))")
 	flag.IntVar(&o.pool, "pool", 8, "PostgreSQL pool size (pgxpool MaxConns)")
 	flag.StringVar(&o.sqliteDir, "sqlite-dir", "", "directory of the tenants' SQLite files (sqlite mode)")
+	flag.StringVar(&o.prefix, "prefix", "", "tenant schema name prefix (schema, hybrid; default the library's)")
 	flag.IntVar(&o.stmtCache, "stmt-cache", 0, "isolation/postgres Config.StatementCacheCapacity (0: the library default)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

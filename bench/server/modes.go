@@ -87,7 +87,7 @@ func open(ctx context.Context, o options, logger *slog.Logger) (*backend, error)
 		}
 		n = &libNotes{p: p}
 	case "schema":
-		p, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{Config: pgCfg})
+		p, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{Config: pgCfg, Prefix: o.prefix})
 		if err != nil {
 			b.close()
 			return nil, err
@@ -99,7 +99,7 @@ func open(ctx context.Context, o options, logger *slog.Logger) (*backend, error)
 			b.close()
 			return nil, err
 		}
-		schema, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{Config: pgCfg})
+		schema, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{Config: pgCfg, Prefix: o.prefix})
 		if err != nil {
 			b.close()
 			return nil, err
