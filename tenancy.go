@@ -174,6 +174,12 @@ func (t *Tenant) Validate() error {
 	if !t.Isolation.Valid() {
 		return &FieldError{Field: "isolation", Reason: "must be rls, schema, database or empty"}
 	}
+	if t.Metadata != nil {
+		// Stores keep metadata as JSON; NaN, channels or functions cannot be.
+		if _, err := json.Marshal(t.Metadata); err != nil {
+			return &FieldError{Field: "metadata", Reason: "must be a JSON object"}
+		}
+	}
 	domains, err := NormalizeDomains(t.Domains)
 	if err != nil {
 		return err

@@ -96,6 +96,7 @@ func TestTenantValidate(t *testing.T) {
 		func(t *tenancy.Tenant) { t.Placement = "eu west" },
 		func(t *tenancy.Tenant) { t.Isolation = "table" },
 		func(t *tenancy.Tenant) { t.Domains = []string{"bad_domain.com"} },
+		func(t *tenancy.Tenant) { t.Metadata = map[string]any{"f": func() {}} },
 	}
 	for i, mutate := range bad {
 		tn := validTenant()

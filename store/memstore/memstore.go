@@ -4,7 +4,6 @@ package memstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -84,9 +83,6 @@ func (s *Store) Create(_ context.Context, t *tenancy.Tenant) (*tenancy.Tenant, e
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if err := checkMetadata(c.Metadata); err != nil {
-		return nil, err
-	}
 	c.CreatedAt = s.now()
 	c.UpdatedAt = c.CreatedAt
 
@@ -131,25 +127,9 @@ func (s *Store) remove(c *tenancy.Tenant) {
 	}
 }
 
-// checkMetadata refuses metadata that is not JSON data (NaN, channels,
-// functions), as the database stores must: Clone would otherwise fall back
-// to a shallow copy and the record would behave unlike a stored one.
-func checkMetadata(m map[string]any) error {
-	if _, err := json.Marshal(m); err != nil {
-		return &tenancy.FieldError{Field: "metadata", Reason: "must be a JSON object"}
-	}
-	return nil
-}
-
 // Update implements tenancy.Store.
 func (s *Store) Update(_ context.Context, id string, u tenancy.Update) (*tenancy.Tenant, error) {
-	return s.modify(id, func(t *tenancy.Tenant) (*tenancy.Tenant, error) {
-		c, err := u.Apply(t)
-		if err != nil {
-			return nil, err
-		}
-		return c, checkMetadata(c.Metadata)
-	})
+	return s.modify(id, func(t *tenancy.Tenant) (*tenancy.Tenant, error) { return u.Apply(t) })
 }
 
 // SetStatus implements tenancy.Store.
