@@ -25,6 +25,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the server built for the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if serverBin != "" {
+		_ = os.RemoveAll(filepath.Dir(serverBin))
+	}
+	os.Exit(code)
+}
+
 // builtServer builds the server once for every test of the package.
 func builtServer(t *testing.T) string {
 	t.Helper()
