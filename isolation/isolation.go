@@ -155,6 +155,33 @@ type ErrRow struct{ Err error }
 // Scan returns the error.
 func (r ErrRow) Scan(...any) error { return r.Err }
 
+// RowOf returns the Row of a query's result: Scan reads the first row,
+// returns ErrNoRows when there is none, and closes rows. Providers build
+// QueryRow with it.
+func RowOf(rows Rows, err error) Row {
+	if err != nil {
+		return ErrRow{Err: err}
+	}
+	return firstRow{rows: rows}
+}
+
+type firstRow struct{ rows Rows }
+
+func (r firstRow) Scan(dest ...any) error {
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
+}
+
 // CheckTenant returns tenancy.ErrNoTenant for a nil tenant and the
 // validation error for a tenant whose ID or identifier is invalid: providers
 // call it before building any name or statement.

@@ -222,7 +222,7 @@ func (p *Database) Query(ctx context.Context, t *tenancy.Tenant, sql string, arg
 
 // QueryRow implements isolation.Provider.
 func (p *Database) QueryRow(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) isolation.Row {
-	return newRow(p.Query(ctx, t, sql, args...))
+	return isolation.RowOf(p.Query(ctx, t, sql, args...))
 }
 
 // Tx implements isolation.Provider.

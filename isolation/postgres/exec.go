@@ -119,34 +119,6 @@ func drain(rows isolation.Rows) (int64, error) {
 	return 0, nil
 }
 
-// queryRow runs sql and scans its first row.
-type row struct {
-	rows isolation.Rows
-	err  error
-}
-
-func (r *row) Scan(dest ...any) error {
-	if r.err != nil {
-		return r.err
-	}
-	defer r.rows.Close()
-	if !r.rows.Next() {
-		if err := r.rows.Err(); err != nil {
-			return err
-		}
-		return isolation.ErrNoRows
-	}
-	if err := r.rows.Scan(dest...); err != nil {
-		return err
-	}
-	r.rows.Close()
-	return r.rows.Err()
-}
-
-func newRow(rows isolation.Rows, err error) isolation.Row {
-	return &row{rows: rows, err: err}
-}
-
 // batchQuery sends the tenant statement and sql as one pgx batch, which runs
 // as one implicit transaction in one round trip in the exec and
 // simple_protocol modes.

@@ -177,5 +177,5 @@ func (t *pgTx) Exec(ctx context.Context, sql string, args ...any) (int64, error)
 }
 
 func (t *pgTx) QueryRow(ctx context.Context, sql string, args ...any) isolation.Row {
-	return newRow(t.Query(ctx, sql, args...))
+	return isolation.RowOf(t.Query(ctx, sql, args...))
 }

@@ -140,7 +140,7 @@ func (p *Schema) Query(ctx context.Context, t *tenancy.Tenant, sql string, args 
 
 // QueryRow implements isolation.Provider.
 func (p *Schema) QueryRow(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) isolation.Row {
-	return newRow(p.s.query(ctx, t, p.scope, sql, args))
+	return isolation.RowOf(p.s.query(ctx, t, p.scope, sql, args))
 }
 
 // Tx implements isolation.Provider.

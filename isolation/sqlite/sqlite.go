@@ -183,11 +183,7 @@ func (p *Provider) Query(ctx context.Context, t *tenancy.Tenant, query string, a
 
 // QueryRow implements isolation.Provider.
 func (p *Provider) QueryRow(ctx context.Context, t *tenancy.Tenant, query string, args ...any) isolation.Row {
-	rows, err := p.Query(ctx, t, query, args...)
-	if err != nil {
-		return isolation.ErrRow{Err: err}
-	}
-	return &sqlRow{rows: rows}
+	return isolation.RowOf(p.Query(ctx, t, query, args...))
 }
 
 // Tx implements isolation.Provider.
@@ -339,23 +335,6 @@ func (r *sqlRows) Err() error {
 	return r.Rows.Err()
 }
 
-type sqlRow struct{ rows isolation.Rows }
-
-func (r *sqlRow) Scan(dest ...any) error {
-	defer r.rows.Close()
-	if !r.rows.Next() {
-		if err := r.rows.Err(); err != nil {
-			return err
-		}
-		return isolation.ErrNoRows
-	}
-	if err := r.rows.Scan(dest...); err != nil {
-		return err
-	}
-	r.rows.Close()
-	return r.rows.Err()
-}
-
 type sqlTx struct{ tx *sql.Tx }
 
 func (t *sqlTx) Pgx() pgx.Tx  { return nil }
@@ -374,11 +353,7 @@ func (t *sqlTx) Query(ctx context.Context, query string, args ...any) (isolation
 }
 
 func (t *sqlTx) QueryRow(ctx context.Context, query string, args ...any) isolation.Row {
-	rows, err := t.Query(ctx, query, args...)
-	if err != nil {
-		return isolation.ErrRow{Err: err}
-	}
-	return &sqlRow{rows: rows}
+	return isolation.RowOf(t.Query(ctx, query, args...))
 }
 
 // Targets implements isolation.Migratable: one file per tenant.

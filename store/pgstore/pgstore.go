@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/internal/metadata"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -209,7 +209,7 @@ func (s *Store) Create(ctx context.Context, t *tenancy.Tenant) (*tenancy.Tenant,
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	meta, err := encodeMetadata(c.Metadata)
+	meta, err := metadata.Encode(c.Metadata)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +246,7 @@ func (s *Store) Update(ctx context.Context, id string, u tenancy.Update) (*tenan
 		if err != nil {
 			return err
 		}
-		meta, err := encodeMetadata(c.Metadata)
+		meta, err := metadata.Encode(c.Metadata)
 		if err != nil {
 			return err
 		}
@@ -413,39 +413,10 @@ func scanTenant(row pgx.Row) (*tenancy.Tenant, error) {
 	if len(domains) > 0 {
 		t.Domains = domains
 	}
-	if t.Metadata, err = decodeMetadata(meta); err != nil {
+	if t.Metadata, err = metadata.Decode(meta); err != nil {
 		return nil, err
 	}
 	return &t, nil
-}
-
-// encodeMetadata returns m as JSON text, "{}" when empty. Values that JSON
-// cannot hold are a field error, refused before anything is written.
-func encodeMetadata(m map[string]any) (string, error) {
-	if len(m) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return "", &tenancy.FieldError{Field: "metadata", Reason: "must be a JSON object"}
-	}
-	return string(b), nil
-}
-
-// decodeMetadata parses a stored JSON object; an empty one is nil, as for a
-// tenant created without metadata.
-func decodeMetadata(s string) (map[string]any, error) {
-	if s == "" || s == "{}" {
-		return nil, nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return nil, fmt.Errorf("decode metadata: %w", err)
-	}
-	if len(m) == 0 {
-		return nil, nil
-	}
-	return m, nil
 }
 
 // nonNil returns d, or an empty slice for nil: a NULL array would make

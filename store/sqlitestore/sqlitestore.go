@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/internal/metadata"
 	"github.com/google/uuid"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -239,7 +240,7 @@ func (s *Store) Create(ctx context.Context, t *tenancy.Tenant) (*tenancy.Tenant,
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	meta, err := encodeMetadata(c.Metadata)
+	meta, err := metadata.Encode(c.Metadata)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +294,7 @@ func (s *Store) Update(ctx context.Context, id string, u tenancy.Update) (*tenan
 		if err != nil {
 			return err
 		}
-		meta, err := encodeMetadata(c.Metadata)
+		meta, err := metadata.Encode(c.Metadata)
 		if err != nil {
 			return err
 		}
@@ -503,7 +504,7 @@ func scanTenant(row scanner) (*tenancy.Tenant, error) {
 		t.Domains = nil
 	}
 	slices.Sort(t.Domains) // json_group_array keeps the subquery's order; be sure
-	if t.Metadata, err = decodeMetadata(meta); err != nil {
+	if t.Metadata, err = metadata.Decode(meta); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -515,35 +516,6 @@ func parseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("decode timestamp: %w", err)
 	}
 	return t.UTC(), nil
-}
-
-// encodeMetadata returns m as JSON text, "{}" when empty. Values that JSON
-// cannot hold are a field error, refused before anything is written.
-func encodeMetadata(m map[string]any) (string, error) {
-	if len(m) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return "", &tenancy.FieldError{Field: "metadata", Reason: "must be a JSON object"}
-	}
-	return string(b), nil
-}
-
-// decodeMetadata parses a stored JSON object; an empty one is nil, as for a
-// tenant created without metadata.
-func decodeMetadata(s string) (map[string]any, error) {
-	if s == "" || s == "{}" {
-		return nil, nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return nil, fmt.Errorf("decode metadata: %w", err)
-	}
-	if len(m) == 0 {
-		return nil, nil
-	}
-	return m, nil
 }
 
 func nonNil(d []string) []string {
