@@ -3,7 +3,6 @@ package postgres
 import (
 	"container/list"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -74,9 +73,9 @@ func quoteLiteral(s string) string {
 // executor runs tenant-scoped statements on pgx connections. With pgx's
 // default exec mode (cache_statement) it pipelines the tenant statement and
 // the caller's statement into one round trip, using statements it prepares
-// itself per connection and per search path (see namedExec). With any other
-// exec mode (as configured for PgBouncer in transaction mode) it sends both as
-// one pgx batch, which pgx runs without named prepared statements.
+// itself per connection and per search path (see pipelineQuery). With any
+// other exec mode (as configured for PgBouncer in transaction mode) it sends
+// both as one pgx batch, which pgx runs without named prepared statements.
 type executor struct {
 	named    bool
 	capacity int
@@ -85,6 +84,15 @@ type executor struct {
 func newExecutor(pool *pgxpool.Pool, capacity int) *executor {
 	mode := pool.Config().ConnConfig.DefaultQueryExecMode
 	return &executor{named: mode == pgx.QueryExecModeCacheStatement, capacity: capacity}
+}
+
+// describesEarly reports exec modes in which pgx describes a statement in a
+// round trip of its own, before the tenant statement has set the search
+// path, and (cache_describe) reuses that description across schemas.
+// Schema isolation refuses them.
+func describesEarly(pool *pgxpool.Pool) bool {
+	mode := pool.Config().ConnConfig.DefaultQueryExecMode
+	return mode == pgx.QueryExecModeCacheDescribe || mode == pgx.QueryExecModeDescribeExec
 }
 
 // query runs sql in sc's scope on a connection from pool. The returned rows
@@ -224,12 +232,23 @@ func stateOf(c *pgx.Conn) *connState {
 	return st
 }
 
-// reset forgets every statement, for when the server no longer has them.
+// reset forgets every statement after the server reported one missing (it
+// may have run DEALLOCATE ALL or DISCARD ALL, or the caller's own SQL named a
+// statement that does not exist). Every name is closed in the next pipeline:
+// closing a statement the server does not have is no error, and closing one
+// it still has keeps a fresh PREPARE under the same name from failing.
 func (st *connState) reset() {
+	for _, sd := range st.set {
+		if sd != nil {
+			st.dealloc = append(st.dealloc, sd.Name)
+		}
+	}
 	st.set = [2]*pgconn.StatementDescription{}
+	for el := st.lru.Front(); el != nil; el = el.Next() {
+		st.dealloc = append(st.dealloc, el.Value.(*stmt).sd.Name)
+	}
 	clear(st.stmts)
 	st.lru.Init()
-	st.dealloc = st.dealloc[:0]
 }
 
 func (st *connState) lookup(k stmtKey) *stmt {
@@ -275,12 +294,15 @@ func (st *connState) encodeScope(sc *scope) [][]byte {
 	return st.params[:3]
 }
 
-// pipelineQuery sends, in one pipeline and one round trip: the deallocation
-// of evicted statements, the tenant statement (when setTenant), and sql
-// (prepared on first use under a name keyed by search path and text, so the
-// statement is parsed in the tenant's own schema and its plan and row
-// description are never shared with another schema). It returns rows that
-// read the result and, when closed, finish the pipeline and call release.
+// pipelineQuery sends, in one pipeline: the deallocation of evicted
+// statements, the tenant statement (when setTenant), and sql, prepared on
+// first use under a name keyed by search path and text, so that it is parsed
+// in the tenant's own schema and its plan and row description are never
+// shared with another schema. A warm statement costs one round trip; a cold
+// one a second, to learn its parameter types (so a value encodes the same on
+// the first call as on every later one), inside the same implicit
+// transaction. It returns rows that read the result and, when closed, finish
+// the pipeline and call release.
 //
 // A statement whose cached row description went stale (the schema changed
 // under it) or that the server no longer has is prepared again and the
@@ -304,48 +326,50 @@ func (e *executor) pipelineQuery(ctx context.Context, c *pgx.Conn, sc *scope, sq
 }
 
 // retryable reports errors after which the statement cache was repaired and
-// a retry will succeed.
+// a retry will succeed: a stale cached plan (0A000, "cached plan must not
+// change result type"; matched by code, since the message is translated) or
+// a statement the server no longer has (26000).
 func retryable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (isStalePlan(pgErr) || pgErr.Code == "26000")
-}
-
-func isStalePlan(e *pgconn.PgError) bool {
-	return e.Code == "0A000" && strings.Contains(e.Message, "cached plan must not change result type")
+	code := pgCode(err)
+	return code == "0A000" || code == "26000"
 }
 
 func (e *executor) sendPipeline(ctx context.Context, c *pgx.Conn, sc *scope, sql string, args []any, setTenant bool, release func()) (*pipeRows, error) {
 	st := stateOf(c)
 	key := stmtKey{path: sc.path, sql: sql}
 	hit := st.lookup(key)
-
-	// Encode the parameters before anything is queued: an encoding error
-	// must not leave a half-written pipeline, which would cost the connection.
-	var newName string
+	// Encode a warm statement's parameters before anything is queued: an
+	// encoding error must not leave a half-written pipeline.
 	if hit != nil {
 		if err := st.eqb.Build(c.TypeMap(), hit.sd, args); err != nil {
 			return nil, err
 		}
-	} else {
-		// First use on this connection and search path: the statement is
-		// parsed in the pipeline, after the tenant statement, and its
-		// parameters go as text so that no round trip is spent learning
-		// their types.
-		if err := st.eqb.Build(c.TypeMap(), nil, args); err != nil {
-			return nil, err
-		}
-		newName = st.nextName()
 	}
 
 	pipe := c.PgConn().StartPipeline(ctx)
+	synced := false
+	fail := func(err error) (*pipeRows, error) {
+		if !synced {
+			_ = pipe.Sync()
+		}
+		_ = pipe.Close()
+		switch pgCode(err) {
+		case "26000":
+			st.reset()
+		case "0A000":
+			if hit != nil {
+				st.evict(hit)
+			}
+		}
+		return nil, err
+	}
+
 	nDealloc := len(st.dealloc)
 	for _, name := range st.dealloc {
 		pipe.SendDeallocate(name)
 	}
 	st.dealloc = st.dealloc[:0]
-
-	kind := -1
-	prepareSet := false
+	kind, prepareSet := -1, false
 	if setTenant {
 		k, setSQL := sc.setSQL()
 		kind = k
@@ -358,29 +382,25 @@ func (e *executor) sendPipeline(ctx context.Context, c *pgx.Conn, sc *scope, sql
 			pipe.SendQueryPrepared(setNames[kind], params, textFormats[:len(params)], nil)
 		}
 	}
+	var sd *pgconn.StatementDescription
+	var name string
 	if hit != nil {
-		pipe.SendQueryStatement(hit.sd, st.eqb.ParamValues, st.eqb.ParamFormats, st.eqb.ResultFormats)
-	} else {
-		pipe.SendPrepare(newName, sql, nil)
-		pipe.SendQueryPrepared(newName, st.eqb.ParamValues, st.eqb.ParamFormats, nil)
-	}
-	if err := pipe.Sync(); err != nil {
-		_ = pipe.Close()
-		return nil, err
-	}
-
-	fail := func(err error) (*pipeRows, error) {
-		_ = pipe.Close()
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) {
-			switch {
-			case pgErr.Code == "26000":
-				st.reset()
-			case hit != nil && isStalePlan(pgErr):
-				st.evict(hit)
-			}
+		sd = hit.sd
+		pipe.SendQueryStatement(sd, st.eqb.ParamValues, st.eqb.ParamFormats, st.eqb.ResultFormats)
+		if err := pipe.Sync(); err != nil {
+			return fail(err)
 		}
-		return nil, err
+		synced = true
+	} else {
+		// First use on this connection and search path: parse it after the
+		// tenant statement, in the tenant's scope, and flush to learn its
+		// parameter types.
+		name = st.nextName()
+		pipe.SendPrepare(name, sql, nil)
+		pipe.SendFlushRequest()
+		if err := pipe.Flush(); err != nil {
+			return fail(err)
+		}
 	}
 
 	for range nDealloc {
@@ -394,9 +414,9 @@ func (e *executor) sendPipeline(ctx context.Context, c *pgx.Conn, sc *scope, sql
 			if err != nil {
 				return fail(err)
 			}
-			sd := res.(*pgconn.StatementDescription)
-			sd.Name, sd.SQL = setNames[kind], setSQLFor(kind)
-			st.set[kind] = sd
+			psd := res.(*pgconn.StatementDescription)
+			psd.Name, psd.SQL = setNames[kind], setSQLFor(kind)
+			st.set[kind] = psd
 		}
 		res, err := pipe.GetResults()
 		if err != nil {
@@ -411,9 +431,17 @@ func (e *executor) sendPipeline(ctx context.Context, c *pgx.Conn, sc *scope, sql
 		if err != nil {
 			return fail(err)
 		}
-		sd := res.(*pgconn.StatementDescription)
-		sd.Name, sd.SQL = newName, sql
+		sd = res.(*pgconn.StatementDescription)
+		sd.Name, sd.SQL = name, sql
 		st.add(key, sd, e.capacity)
+		if err := st.eqb.Build(c.TypeMap(), sd, args); err != nil {
+			return fail(err)
+		}
+		pipe.SendQueryStatement(sd, st.eqb.ParamValues, st.eqb.ParamFormats, st.eqb.ResultFormats)
+		if err := pipe.Sync(); err != nil {
+			return fail(err)
+		}
+		synced = true
 	}
 	res, err := pipe.GetResults()
 	if err != nil {

@@ -51,12 +51,26 @@ func viaBouncer(t *testing.T, bouncer, dsn string) string {
 }
 
 // TestExecModesHonoured: every pgx exec mode a DSN may ask for keeps
-// isolation and works for every strategy.
+// isolation and works for every strategy, except the describe modes in
+// schema isolation, which are refused: pgx would describe a statement before
+// the tenant's search path is set (against public's table of the same name,
+// which exists here).
 func TestExecModesHonoured(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	ensureSharedNotes(t, e)
 	for _, mode := range []string{"cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol"} {
+		dsn := testenv.WithParam(e.app, "default_query_exec_mode", mode)
+		if mode == "cache_describe" || mode == "describe_exec" {
+			_, err := postgres.NewSchema(context.Background(), testenv.Pool(t, dsn), postgres.SchemaConfig{})
+			if err == nil || !strings.Contains(err.Error(), "default_query_exec_mode") {
+				t.Errorf("%s: schema isolation accepted the mode: %v", mode, err)
+			}
+		}
 		for _, s := range strategies {
+			if (s.name == "schema" || s.name == "hybrid") && (mode == "cache_describe" || mode == "describe_exec") {
+				continue
+			}
 			t.Run(mode+"/"+s.name, func(t *testing.T) {
 				tenants := newTenants(2, "")
 				p := s.open(t, e, testenv.WithParam(e.app, "default_query_exec_mode", mode), tenants, nil)
@@ -405,5 +419,39 @@ func TestDatabasePools(t *testing.T) {
 			t.Fatal("idle tenant pools were not closed")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestStatementCacheRepairs: a caller's statement that fails with "no such
+// prepared statement" makes the executor forget and close its statements,
+// and the connection keeps working; a cold statement encodes its arguments
+// exactly as a warm one does.
+func TestStatementCacheRepairs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	tenants := newTenants(1, "")
+	tn := tenants[0]
+	for _, s := range []strategy{{"rls", openRLS}, {"schema", openSchema}} {
+		t.Run(s.name, func(t *testing.T) {
+			p := s.open(t, e, e.app, tenants, func(c *pgxpool.Config) { c.MaxConns = 1 })
+			insertNote(t, p, tn, "before")
+			if _, err := p.Exec(ctx, tn, "DEALLOCATE no_such_statement"); pgCode(err) != "26000" {
+				t.Fatalf("want invalid_sql_statement_name, got %v", err)
+			}
+			for range 3 {
+				insertNote(t, p, tn, "after")
+			}
+
+			// Cold and warm calls encode []byte and a map alike.
+			for i := range 2 {
+				var text string
+				var obj map[string]any
+				err := p.QueryRow(ctx, tn, "SELECT $1::text, $2::jsonb", []byte("hi"), map[string]any{"n": 1}).Scan(&text, &obj)
+				if err != nil || text != "hi" || obj["n"] != 1.0 {
+					t.Fatalf("call %d: %q %v %v", i, text, obj, err)
+				}
+			}
+		})
 	}
 }

@@ -2,7 +2,10 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/isolation"
@@ -38,6 +41,12 @@ func NewSchema(ctx context.Context, pool *pgxpool.Pool, cfg SchemaConfig) (*Sche
 	}
 	if err := isolation.ValidatePrefix(cfg.Prefix); err != nil {
 		return nil, err
+	}
+	for _, p := range append([]*pgxpool.Pool{pool}, slices.Collect(maps.Values(cfg.Placements))...) {
+		if describesEarly(p) {
+			return nil, errors.New("tenancy: schema isolation needs default_query_exec_mode cache_statement (the default), exec or simple_protocol: " +
+				"cache_describe and describe_exec describe statements before the tenant's search path is set")
+		}
 	}
 	s, err := newShared(ctx, pool, cfg.Config)
 	if err != nil {
