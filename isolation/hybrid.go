@@ -2,6 +2,7 @@ package isolation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/go-tenancy/tenancy"
@@ -96,13 +97,17 @@ func (h *Hybrid) Initialize(ctx context.Context, t *tenancy.Tenant) error {
 	return p.Initialize(ctx, t)
 }
 
-// Destroy implements Provider.
+// Destroy implements Provider on every provider, not only the one the
+// tenant uses now: a tenant that changed tier may have data in another.
 func (h *Hybrid) Destroy(ctx context.Context, t *tenancy.Tenant) error {
-	p, err := h.ProviderFor(t)
-	if err != nil {
-		return err
+	if t == nil {
+		return tenancy.ErrNoTenant
 	}
-	return p.Destroy(ctx, t)
+	var errs []error
+	for _, p := range h.cfg.Providers {
+		errs = append(errs, p.Destroy(ctx, t))
+	}
+	return errors.Join(errs...)
 }
 
 // Exec implements Provider.
@@ -161,6 +166,11 @@ func (h *Hybrid) Targets(tenants []*tenancy.Tenant) ([]Target, error) {
 	}
 	var shared, own []Target
 	seen := map[string]bool{}
+	for s, ts := range byStrategy {
+		if h.cfg.Providers[s] == nil {
+			return nil, fmt.Errorf("isolation: %d tenants (%s first) use strategy %q, which has no provider", len(ts), ts[0].Identifier, s)
+		}
+	}
 	for _, s := range []tenancy.Isolation{tenancy.IsolationRLS, tenancy.IsolationSchema, tenancy.IsolationDatabase} {
 		p, ok := h.cfg.Providers[s]
 		if !ok {

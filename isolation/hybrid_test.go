@@ -12,8 +12,22 @@ import (
 // tests routing only, never isolation.
 type recorder struct {
 	isolation.Provider
-	dialect isolation.Dialect
-	got     []string
+	dialect   isolation.Dialect
+	got       []string
+	destroyed []string
+}
+
+func (r *recorder) Destroy(_ context.Context, t *tenancy.Tenant) error {
+	r.destroyed = append(r.destroyed, t.ID)
+	return nil
+}
+
+func (r *recorder) Targets(tenants []*tenancy.Tenant) ([]isolation.Target, error) {
+	var out []isolation.Target
+	for _, t := range tenants {
+		out = append(out, isolation.Target{Key: t.ID, Tenant: t})
+	}
+	return out, nil
 }
 
 func (r *recorder) Dialect() isolation.Dialect { return r.dialect }
@@ -73,5 +87,35 @@ func TestHybridConfigChecked(t *testing.T) {
 		if _, err := isolation.NewHybrid(cfg); err == nil {
 			t.Errorf("config %d accepted", i)
 		}
+	}
+}
+
+// TestHybridDestroysEverywhere: a tenant that changed tier may have data
+// under its old strategy, so Destroy reaches every provider.
+func TestHybridDestroysEverywhere(t *testing.T) {
+	t.Parallel()
+	rls := &recorder{dialect: isolation.Postgres}
+	schema := &recorder{dialect: isolation.Postgres}
+	h, err := isolation.NewHybrid(isolation.HybridConfig{
+		Tiers:     map[string]tenancy.Isolation{"enterprise": tenancy.IsolationSchema},
+		Default:   tenancy.IsolationRLS,
+		Providers: map[tenancy.Isolation]isolation.Provider{tenancy.IsolationRLS: rls, tenancy.IsolationSchema: schema},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Destroy(context.Background(), &tenancy.Tenant{ID: "moved", Tier: "enterprise"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rls.destroyed) != 1 || len(schema.destroyed) != 1 {
+		t.Fatalf("destroyed in rls %v, schema %v", rls.destroyed, schema.destroyed)
+	}
+	// A tenant whose strategy has no provider is an error, not a silent skip.
+	if _, err := h.Targets([]*tenancy.Tenant{{ID: "a", Tier: "enterprise"}, {ID: "b", Isolation: tenancy.IsolationDatabase}}); err == nil {
+		t.Fatal("Targets skipped a tenant without a provider")
+	}
+	targets, err := h.Targets([]*tenancy.Tenant{{ID: "a", Tier: "enterprise"}, {ID: "b"}})
+	if err != nil || len(targets) != 2 {
+		t.Fatalf("targets %v, %v", targets, err)
 	}
 }

@@ -215,6 +215,11 @@ type Target struct {
 	Finish func(ctx context.Context, db *sql.DB) error
 }
 
+// VersionTable is the table in each target where the migrate package's goose
+// runner records applied versions. Providers keep tenants' statements out of
+// it.
+const VersionTable = "goose_db_version"
+
 // Migratable is implemented by providers whose storage a migration runner
 // can reach. Build the provider on the migration DSN (which may differ from
 // the application's) to migrate.

@@ -199,10 +199,12 @@ func (m *Manager) transition(ctx context.Context, id string, s tenancy.Status, r
 }
 
 // Purge removes the tenant from any status: hooks first (for example, to
-// drop its queued jobs), then its data, its migration records, its
-// rate-limit keys and its record (which drops its cache entries on every
-// instance). It then checks that nothing is left, and returns ErrResidue
-// listing what is.
+// drop its queued jobs), then it is marked deleted (so it is refused on every
+// instance from then on, whatever fails next), then its data, its migration
+// records and its rate-limit keys go, and its data is checked to be gone;
+// only then is its record removed (which drops its cache entries on every
+// instance), and everything is checked once more. What is left is reported
+// as ErrResidue; a purge that stopped midway can be run again.
 func (m *Manager) Purge(ctx context.Context, id string) error {
 	t, err := m.cfg.Store.Get(ctx, id)
 	if err != nil {
@@ -210,6 +212,11 @@ func (m *Manager) Purge(ctx context.Context, id string) error {
 	}
 	if err := m.emit(ctx, Event{Kind: Purging, Tenant: t}); err != nil {
 		return err
+	}
+	if t.Status != tenancy.StatusDeleted {
+		if _, err := m.cfg.Store.SetStatus(ctx, t.ID, tenancy.StatusDeleted, "purging"); err != nil {
+			return fmt.Errorf("lifecycle: purge %s: mark deleted: %w", t.Identifier, err)
+		}
 	}
 	if err := m.cfg.Provider.Destroy(ctx, t); err != nil {
 		return fmt.Errorf("lifecycle: purge %s: destroy storage: %w", t.Identifier, err)
@@ -224,11 +231,17 @@ func (m *Manager) Purge(ctx context.Context, id string) error {
 			return fmt.Errorf("lifecycle: purge %s: rate limits: %w", t.Identifier, err)
 		}
 	}
+	left, err := m.dataResidue(ctx, t)
+	if err != nil {
+		return fmt.Errorf("lifecycle: purge %s: check: %w", t.Identifier, err)
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("%w: %s: %v", ErrResidue, t.Identifier, left)
+	}
 	if err := m.cfg.Store.Purge(ctx, t.ID); err != nil {
 		return fmt.Errorf("lifecycle: purge %s: record: %w", t.Identifier, err)
 	}
-	left, err := m.Residue(ctx, t)
-	if err != nil {
+	if left, err = m.Residue(ctx, t); err != nil {
 		return fmt.Errorf("lifecycle: purge %s: check: %w", t.Identifier, err)
 	}
 	if len(left) > 0 {
@@ -236,6 +249,15 @@ func (m *Manager) Purge(ctx context.Context, id string) error {
 	}
 	_ = m.emit(ctx, Event{Kind: Purged, Tenant: t})
 	return nil
+}
+
+// dataResidue describes what is left of t's data, when the provider can
+// tell.
+func (m *Manager) dataResidue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
+	if rc, ok := m.cfg.Provider.(isolation.ResidueChecker); ok {
+		return rc.Residue(ctx, t)
+	}
+	return nil, nil
 }
 
 // Residue describes what is left of t anywhere: its record, its data (when
@@ -247,13 +269,11 @@ func (m *Manager) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, err
 	} else if !errors.Is(err, tenancy.ErrTenantNotFound) {
 		return nil, err
 	}
-	if rc, ok := m.cfg.Provider.(isolation.ResidueChecker); ok {
-		data, err := rc.Residue(ctx, t)
-		if err != nil {
-			return nil, err
-		}
-		left = append(left, data...)
+	data, err := m.dataResidue(ctx, t)
+	if err != nil {
+		return nil, err
 	}
+	left = append(left, data...)
 	if m.cfg.Redis != nil {
 		var keys []string
 		if m.cfg.CacheKeys != nil {

@@ -376,3 +376,42 @@ func TestResidueReportsLeftovers(t *testing.T) {
 		t.Fatalf("residue %v does not name the schema", left)
 	}
 }
+
+// failingDestroy is a real provider whose Destroy fails, as a lost
+// connection would make it.
+type failingDestroy struct{ isolation.Provider }
+
+func (f failingDestroy) Destroy(context.Context, *tenancy.Tenant) error {
+	return errors.New("connection lost")
+}
+
+// TestFailedPurgeLeavesTenantRefused: a purge that fails midway leaves the
+// tenant deleted (refused everywhere), never active with half its storage.
+func TestFailedPurgeLeavesTenantRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	p, err := postgres.NewSchema(ctx, e.pool, postgres.SchemaConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, err := e.manager(t, p, pgSet).Provision(ctx, newTenant())
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken, err := lifecycle.New(lifecycle.Config{Store: e.store, Provider: failingDestroy{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broken.Purge(ctx, tn.ID); err == nil || !strings.Contains(err.Error(), "connection lost") {
+		t.Fatalf("purge: %v", err)
+	}
+	got, err := e.store.GetByIdentifier(ctx, tn.Identifier)
+	if err != nil || got.Status != tenancy.StatusDeleted {
+		t.Fatalf("after a failed purge: %+v, %v", got, err)
+	}
+	// Run again with a working provider: it completes.
+	if err := e.manager(t, p, pgSet).Purge(ctx, tn.ID); err != nil {
+		t.Fatal(err)
+	}
+}

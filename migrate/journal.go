@@ -128,6 +128,13 @@ func (j *PostgresJournal) Lock(ctx context.Context, target string) (Lease, error
 	if err != nil {
 		return nil, err
 	}
+	// The transaction stays idle while the target migrates on another
+	// connection: a server-wide idle_in_transaction_session_timeout must
+	// not end it (and the lock) midway.
+	if _, err := tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return nil, err
+	}
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('tenancy-migrate:' || $1, 0))", target); err != nil {
 		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return nil, err
@@ -319,6 +326,15 @@ func (l *sqliteLease) commit(ctx context.Context, r Record) error {
 		return fmt.Errorf("migrate: record %s: %w", r.Target, err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	// The lease may have expired and been taken over (a stalled process):
+	// then another run owns the target, and this outcome is not recorded.
+	res, err := tx.ExecContext(ctx, "DELETE FROM migration_locks WHERE target = ? AND owner = ?", l.target, l.j.owner)
+	if err != nil {
+		return fmt.Errorf("migrate: unlock %s: %w", r.Target, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("migrate: record %s: the lock expired and was taken over", r.Target)
+	}
 	var tenantID any
 	if r.TenantID != "" {
 		tenantID = r.TenantID
@@ -330,9 +346,6 @@ ON CONFLICT (target) DO UPDATE SET tenant_id = excluded.tenant_id, from_version 
 	duration_ms = excluded.duration_ms, updated_at = excluded.updated_at`,
 		r.Target, tenantID, r.From, r.Version, string(r.Status), r.Error, r.Duration.Milliseconds(), time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
 		return fmt.Errorf("migrate: record %s: %w", r.Target, err)
-	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM migration_locks WHERE target = ? AND owner = ?", l.target, l.j.owner); err != nil {
-		return fmt.Errorf("migrate: unlock %s: %w", r.Target, err)
 	}
 	return tx.Commit()
 }

@@ -211,7 +211,7 @@ func (r *Runner) tenants(ctx context.Context, identifier string) ([]*tenancy.Ten
 	if identifier != "" {
 		t, err := r.cfg.Store.GetByIdentifier(ctx, identifier)
 		if err != nil {
-			return nil, fmt.Errorf("migrate: tenant %s: %w", identifier, err)
+			return nil, fmt.Errorf("migrate: tenant %q: %w", identifier, err)
 		}
 		return []*tenancy.Tenant{t}, nil
 	}
@@ -283,7 +283,9 @@ func (r *Runner) Up(ctx context.Context, opts Options) (*Report, error) {
 		}()
 	}
 	for i, t := range targets {
-		if rec, ok := records[t.Key]; ok && !opts.Verify && rec.Status == StatusOK && rec.Version == r.latest {
+		// A record of another tenant under the same key (a purged
+		// identifier reused) says nothing about this one.
+		if rec, ok := records[t.Key]; ok && !opts.Verify && rec.Status == StatusOK && rec.Version == r.latest && rec.TenantID == tenantID(t) {
 			finish(i, Result{Target: t.Key, TenantID: tenantID(t), Identifier: identifier(t), From: rec.Version, To: rec.Version, Status: StatusSkipped})
 			continue
 		}
@@ -358,7 +360,7 @@ func (r *Runner) migrate(ctx context.Context, t isolation.Target, dryRun bool) R
 	}
 	defer db.Close()
 	provider, err := goose.NewProvider(gooseDialect(t.Dialect), db, r.cfg.Migrations,
-		goose.WithDisableGlobalRegistry(true), goose.WithSlog(discard))
+		goose.WithDisableGlobalRegistry(true), goose.WithSlog(discard), goose.WithTableName(isolation.VersionTable))
 	if err != nil {
 		return fail(fmt.Errorf("load migrations: %w", err))
 	}
@@ -381,7 +383,9 @@ func (r *Runner) migrate(ctx context.Context, t isolation.Target, dryRun bool) R
 	if upErr != nil {
 		return fail(migrationError(upErr))
 	}
-	if t.Finish != nil && (len(applied) > 0 || res.From == 0) {
+	// Grants are idempotent and cheap: run them on every opened target, so
+	// that a failure here is repaired by the next run.
+	if t.Finish != nil {
 		if err := t.Finish(ctx, db); err != nil {
 			return fail(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/go-tenancy/tenancy/isolation/sqlite"
 	"github.com/go-tenancy/tenancy/migrate"
 	"github.com/go-tenancy/tenancy/store/memstore"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -420,4 +421,45 @@ func TestSQLite(t *testing.T) {
 	}
 	wg.Wait()
 	must(t, errors.Join(errs...))
+}
+
+// TestGrantsRepairedAndVersionTableClosed: every opened target gets its
+// grants again (a failed grant step is repaired by the next run), and tenant
+// statements cannot reach the migration version table.
+func TestGrantsRepairedAndVersionTableClosed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newPGEnv(t, 1)
+	p, err := postgres.NewSchema(ctx, e.pool, postgres.SchemaConfig{})
+	must(t, err)
+	initAll(t, p, e.tenants)
+	tn := e.tenants[0]
+	r := runner(t, pgMigrations(1), p, e.store, e.journal)
+	_, err = r.Up(ctx, migrate.Options{})
+	must(t, err)
+
+	var n int
+	err = p.QueryRow(ctx, tn, "SELECT count(*) FROM "+isolation.VersionTable).Scan(&n)
+	if code := pgErrCode(err); code != "42501" {
+		t.Fatalf("tenant read the version table: %d rows, %v", n, err)
+	}
+
+	name, _ := p.SchemaName(tn)
+	must(t, execSQL(e.pool, "REVOKE ALL ON "+name+".notes FROM "+postgres.DefaultRole))
+	if _, err := p.Exec(ctx, tn, "INSERT INTO notes (title) VALUES ('x')"); pgErrCode(err) != "42501" {
+		t.Fatalf("the revoke did not take: %v", err)
+	}
+	_, err = r.Up(ctx, migrate.Options{Verify: true})
+	must(t, err)
+	if _, err := p.Exec(ctx, tn, "INSERT INTO notes (title) VALUES ('x')"); err != nil {
+		t.Fatalf("grants were not repaired: %v", err)
+	}
+}
+
+func pgErrCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
 }

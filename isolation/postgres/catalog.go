@@ -15,9 +15,11 @@ type table struct {
 func (t table) String() string    { return t.schema + "." + t.name }
 func (t table) sanitized() string { return pgx.Identifier{t.schema, t.name}.Sanitize() }
 
-// rlsTables lists the tables under row-level security that hold a tenant_id
-// column, outside system schemas, ordered so that a table comes before every
-// table it references: deleting in that order never violates a foreign key.
+// rlsTables lists the tables on the search path (the shared tables) that
+// hold a tenant_id column, ordered so that a table comes before every table
+// it references: deleting in that order never violates a foreign key. Tables
+// without row-level security are included: their rows are tenant data too
+// (and the doctor reports them).
 func rlsTables(ctx context.Context, db execerQuery) ([]table, error) {
 	rows, err := db.Query(ctx, `
 SELECT c.oid, n.nspname, c.relname,
@@ -26,7 +28,7 @@ FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
 LEFT JOIN pg_constraint f ON f.conrelid = c.oid AND f.contype = 'f'
-WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relrowsecurity
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'
   AND n.nspname = ANY (current_schemas(false))
 GROUP BY c.oid, n.nspname, c.relname`)

@@ -42,7 +42,7 @@ type Database struct {
 	s      *shared
 	cfg    DatabaseConfig
 	mu     sync.Mutex
-	pools  map[string]*tenantPool // by database name
+	pools  map[string]*tenantPool // by placement and database name
 	lru    list.List              // of *tenantPool, most recently used first
 	open   int                    // sum of MaxConns of open pools
 	freed  chan struct{}          // closed and replaced whenever a pool is released
@@ -51,7 +51,7 @@ type Database struct {
 }
 
 type tenantPool struct {
-	name     string
+	key      string
 	pool     *pgxpool.Pool
 	exec     *executor
 	refs     int
@@ -178,7 +178,7 @@ func (p *Database) Destroy(ctx context.Context, t *tenancy.Tenant) error {
 		return err
 	}
 	p.mu.Lock()
-	if tp, ok := p.pools[name]; ok {
+	if tp, ok := p.pools[placementKey(t)+name]; ok {
 		p.remove(tp)
 		defer tp.pool.Close()
 	}
@@ -288,7 +288,7 @@ func (p *Database) acquire(ctx context.Context, t *tenancy.Tenant) (*tenantPool,
 			return nil, fmt.Errorf("tenancy: database provider is closed")
 		default:
 		}
-		if tp, ok := p.pools[name]; ok {
+		if tp, ok := p.pools[placementKey(t)+name]; ok {
 			tp.refs++
 			p.lru.MoveToFront(tp.el)
 			p.mu.Unlock()
@@ -305,7 +305,7 @@ func (p *Database) acquire(ctx context.Context, t *tenancy.Tenant) (*tenantPool,
 			p.remove(victim)
 		}
 		if p.open+perPool <= p.cfg.MaxTotalConns {
-			tp, err := p.openPool(admin, name)
+			tp, err := p.openPool(admin, placementKey(t)+name, name)
 			p.mu.Unlock()
 			for _, pool := range evicted {
 				pool.Close()
@@ -325,20 +325,21 @@ func (p *Database) acquire(ctx context.Context, t *tenancy.Tenant) (*tenantPool,
 	}
 }
 
-// openPool opens a pool on database name; p.mu is held. pgxpool connects
-// lazily, so this does no I/O.
-func (p *Database) openPool(admin *pgxpool.Pool, name string) (*tenantPool, error) {
+// openPool opens a pool on database name of admin's server, kept under key
+// (placement and name, so that equal names on two servers stay apart); p.mu
+// is held. pgxpool connects lazily, so this does no I/O.
+func (p *Database) openPool(admin *pgxpool.Pool, key, name string) (*tenantPool, error) {
 	cfg := admin.Config().Copy()
 	cfg.ConnConfig.Database = name
 	cfg.MaxConns = p.cfg.MaxConnsPerTenant
-	cfg.MinConns = 0
+	cfg.MinConns, cfg.MinIdleConns = 0, 0
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool for database %s: %w", name, err)
 	}
-	tp := &tenantPool{name: name, pool: pool, exec: newExecutor(pool, p.s.cfg.StatementCacheCapacity), refs: 1}
+	tp := &tenantPool{key: key, pool: pool, exec: newExecutor(pool, p.s.cfg.StatementCacheCapacity), refs: 1}
 	tp.el = p.lru.PushFront(tp)
-	p.pools[name] = tp
+	p.pools[key] = tp
 	p.open += int(p.cfg.MaxConnsPerTenant)
 	return tp, nil
 }
@@ -355,10 +356,10 @@ func (p *Database) idleVictim() *tenantPool {
 
 // remove forgets tp; p.mu is held. The caller closes its pool.
 func (p *Database) remove(tp *tenantPool) {
-	if p.pools[tp.name] != tp {
+	if p.pools[tp.key] != tp {
 		return
 	}
-	delete(p.pools, tp.name)
+	delete(p.pools, tp.key)
 	p.lru.Remove(tp.el)
 	p.open -= int(p.cfg.MaxConnsPerTenant)
 	close(p.freed)

@@ -455,3 +455,26 @@ func TestStatementCacheRepairs(t *testing.T) {
 		})
 	}
 }
+
+// TestRLSDestroyOwnRowsOnly: another permissive policy (rows every tenant
+// may read) must neither make Destroy reach other tenants' rows nor make
+// Residue count them.
+func TestRLSDestroyOwnRowsOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	tenants := newTenants(2, "")
+	a, b := tenants[0], tenants[1]
+	p := openRLS(t, e, e.super, tenants, nil).(*postgres.RLS)
+	mustExec(t, testenv.Pool(t, e.owner), "CREATE POLICY shared_read ON notes FOR SELECT USING (title = 'public')")
+	insertNote(t, p, a, "a-own")
+	insertNote(t, p, b, "public")
+	if err := p.Destroy(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	left, err := p.Residue(ctx, a)
+	if err != nil || len(left) != 0 {
+		t.Fatalf("residue of A: %v, %v", left, err)
+	}
+	assertNotes(t, p, b, "public")
+}

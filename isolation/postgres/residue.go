@@ -8,8 +8,8 @@ import (
 	"github.com/go-tenancy/tenancy/isolation"
 )
 
-// Residue implements isolation.ResidueChecker: rows of t left in tables
-// under row-level security, counted in t's own scope.
+// Residue implements isolation.ResidueChecker: rows of t left in shared
+// tables with a tenant_id column, counted in t's own scope.
 func (p *RLS) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
 	if err := isolation.CheckTenant(t); err != nil {
 		return nil, err
@@ -25,7 +25,7 @@ func (p *RLS) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) 
 	var out []string
 	for _, tbl := range tables {
 		var n int64
-		if err := p.QueryRow(ctx, t, "SELECT count(*) FROM "+tbl.sanitized()).Scan(&n); err != nil {
+		if err := p.QueryRow(ctx, t, "SELECT count(*) FROM "+tbl.sanitized()+" WHERE tenant_id = $1", t.ID).Scan(&n); err != nil {
 			return nil, fmt.Errorf("count rows of %s: %w", tbl, err)
 		}
 		if n > 0 {

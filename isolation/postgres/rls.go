@@ -52,9 +52,10 @@ func (p *RLS) Initialize(_ context.Context, t *tenancy.Tenant) error {
 	return err
 }
 
-// Destroy implements isolation.Provider: it deletes t's rows from every table
-// under row-level security, children before parents, in one transaction run
-// as the tenant, so the policies themselves confine it to t's rows.
+// Destroy implements isolation.Provider: it deletes t's rows from every
+// shared table with a tenant_id column, children before parents, in one
+// transaction run as the tenant, confined to t's rows by its WHERE clause
+// and by the policies.
 func (p *RLS) Destroy(ctx context.Context, t *tenancy.Tenant) error {
 	if err := isolation.CheckTenant(t); err != nil {
 		return err
@@ -69,7 +70,7 @@ func (p *RLS) Destroy(ctx context.Context, t *tenancy.Tenant) error {
 	}
 	return p.Tx(ctx, t, func(tx isolation.Tx) error {
 		for _, tbl := range tables {
-			if _, err := tx.Exec(ctx, "DELETE FROM "+tbl.sanitized()); err != nil {
+			if _, err := tx.Exec(ctx, "DELETE FROM "+tbl.sanitized()+" WHERE tenant_id = $1", t.ID); err != nil {
 				return fmt.Errorf("delete tenant rows from %s: %w", tbl, err)
 			}
 		}

@@ -45,6 +45,19 @@ func target(pool *pgxpool.Pool, key string, t *tenancy.Tenant, database, schema,
 			if _, err := db.ExecContext(ctx, sql); err != nil {
 				return fmt.Errorf("tenancy: grant tenant role %s on schema %s: %w", role, grantIn, err)
 			}
+			// The grant above covers every table, the migration version
+			// table too; tenant statements have no business there, and it
+			// has no row-level security.
+			version := pgx.Identifier{grantIn, isolation.VersionTable}.Sanitize()
+			var exists bool
+			if err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", version).Scan(&exists); err != nil {
+				return fmt.Errorf("tenancy: look up %s: %w", version, err)
+			}
+			if exists {
+				if _, err := db.ExecContext(ctx, "REVOKE ALL ON TABLE "+version+" FROM "+role); err != nil {
+					return fmt.Errorf("tenancy: revoke tenant role %s on %s: %w", role, version, err)
+				}
+			}
 			return nil
 		},
 	}

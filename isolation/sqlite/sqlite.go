@@ -283,13 +283,16 @@ func (p *Provider) release(tdb *tenantDB) {
 	p.mu.Unlock()
 }
 
-// remove forgets tdb; p.mu is held and the caller closes its handle.
+// remove forgets tdb and wakes waiters for a free slot; p.mu is held and the
+// caller closes its handle.
 func (p *Provider) remove(tdb *tenantDB) {
 	if p.dbs[tdb.path] != tdb {
 		return
 	}
 	delete(p.dbs, tdb.path)
 	p.lru.Remove(tdb.el)
+	close(p.freed)
+	p.freed = make(chan struct{})
 }
 
 // OpenCount reports how many tenant databases are open.
