@@ -234,8 +234,18 @@ func TestPurgeLeavesNothing(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if n := redisKeysWith(t, e.rdb, gone.ID); n == 0 {
-				t.Fatal("the test left no Redis key to purge")
+			// The other tenant's cache entry, filled now so that no earlier
+			// invalidation can have kept it out of Redis.
+			if err := e.store.Invalidate(ctx, keep); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.store.GetByIdentifier(ctx, keep.Identifier); err != nil {
+				t.Fatal(err)
+			}
+			keepKeys := existingKeys(t, e.rdb, e.store.Keys(keep))
+			goneKeys := append(e.store.Keys(gone), e.limiter.Keys(gone.ID)...)
+			if len(keepKeys) == 0 || len(existingKeys(t, e.rdb, goneKeys)) == 0 {
+				t.Fatal("the test left no Redis keys to check")
 			}
 
 			if err := m.Purge(ctx, gone.ID); err != nil {
@@ -244,11 +254,14 @@ func TestPurgeLeavesNothing(t *testing.T) {
 			if _, err := e.store.GetByIdentifier(ctx, gone.Identifier); !errors.Is(err, tenancy.ErrTenantNotFound) {
 				t.Fatalf("purged tenant still resolves: %v", err)
 			}
-			if n := redisKeysWith(t, e.rdb, gone.ID); n != 0 {
-				t.Fatalf("%d Redis keys of the purged tenant left", n)
+			if left := existingKeys(t, e.rdb, goneKeys); len(left) != 0 {
+				t.Fatalf("Redis keys of the purged tenant left: %v", left)
 			}
-			if n := redisKeysWith(t, e.rdb, keep.ID); n == 0 {
-				t.Fatal("the other tenant's Redis keys were removed too")
+			if n := redisKeysWith(t, e.rdb, gone.ID); n != 0 {
+				t.Fatalf("%d Redis keys naming the purged tenant left", n)
+			}
+			if still := existingKeys(t, e.rdb, keepKeys); len(still) != len(keepKeys) {
+				t.Fatalf("the other tenant's cache keys %v were removed (left: %v)", keepKeys, still)
 			}
 			switch strategy {
 			case "rls":
@@ -300,6 +313,22 @@ func assertCount(t *testing.T, pool *pgxpool.Pool, sql, arg string, want int) {
 	if err := pool.QueryRow(context.Background(), sql, arg).Scan(&n); err != nil || n != want {
 		t.Fatalf("%s (%s): %d, want %d (%v)", sql, arg, n, want, err)
 	}
+}
+
+// existingKeys returns those of keys that exist in Redis.
+func existingKeys(t *testing.T, rdb *redis.Client, keys []string) []string {
+	t.Helper()
+	var out []string
+	for _, k := range keys {
+		n, err := rdb.Exists(context.Background(), k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // redisKeysWith counts the Redis keys that name tenantID (cache entries and
