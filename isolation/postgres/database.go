@@ -109,17 +109,27 @@ func (p *Database) DatabaseName(t *tenancy.Tenant) (string, error) {
 	return isolation.Name(p.cfg.Prefix, t.Identifier)
 }
 
-// ConnConfig returns a connection configuration for t's database, with the
-// settings of the server's admin pool: migrations connect with it.
-func (p *Database) ConnConfig(t *tenancy.Tenant) (*pgx.ConnConfig, error) {
+// locate validates t and returns its database name and the admin pool of
+// the server holding it.
+func (p *Database) locate(t *tenancy.Tenant) (string, *pgxpool.Pool, error) {
 	if err := isolation.CheckTenant(t); err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	name, err := isolation.Name(p.cfg.Prefix, t.Identifier)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	admin, _, err := p.s.poolFor(t)
+	if err != nil {
+		return "", nil, err
+	}
+	return name, admin, nil
+}
+
+// ConnConfig returns a connection configuration for t's database, with the
+// settings of the server's admin pool: migrations connect with it.
+func (p *Database) ConnConfig(t *tenancy.Tenant) (*pgx.ConnConfig, error) {
+	name, admin, err := p.locate(t)
 	if err != nil {
 		return nil, err
 	}
@@ -135,14 +145,7 @@ func (p *Database) Dialect() isolation.Dialect { return isolation.Postgres }
 // any transaction, as PostgreSQL requires) and grants the tenant role use of
 // its public schema, including tables created later by the same user.
 func (p *Database) Initialize(ctx context.Context, t *tenancy.Tenant) error {
-	if err := isolation.CheckTenant(t); err != nil {
-		return err
-	}
-	name, err := isolation.Name(p.cfg.Prefix, t.Identifier)
-	if err != nil {
-		return err
-	}
-	admin, _, err := p.s.poolFor(t)
+	name, admin, err := p.locate(t)
 	if err != nil {
 		return err
 	}
@@ -166,14 +169,7 @@ func (p *Database) Initialize(ctx context.Context, t *tenancy.Tenant) error {
 // Destroy implements isolation.Provider: it closes t's pool and drops its
 // database, ending any session still connected to it.
 func (p *Database) Destroy(ctx context.Context, t *tenancy.Tenant) error {
-	if err := isolation.CheckTenant(t); err != nil {
-		return err
-	}
-	name, err := isolation.Name(p.cfg.Prefix, t.Identifier)
-	if err != nil {
-		return err
-	}
-	admin, _, err := p.s.poolFor(t)
+	name, admin, err := p.locate(t)
 	if err != nil {
 		return err
 	}
@@ -272,11 +268,7 @@ func (p *Database) OpenPools() (pools, conns int) {
 // acquire returns t's pool, opening it when needed, and holds it open until
 // release.
 func (p *Database) acquire(ctx context.Context, t *tenancy.Tenant) (*tenantPool, error) {
-	name, err := isolation.Name(p.cfg.Prefix, t.Identifier)
-	if err != nil {
-		return nil, err
-	}
-	admin, _, err := p.s.poolFor(t)
+	name, admin, err := p.locate(t)
 	if err != nil {
 		return nil, err
 	}

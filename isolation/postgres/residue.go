@@ -57,11 +57,7 @@ func (p *Schema) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, erro
 
 // Residue implements isolation.ResidueChecker: t's database, if it exists.
 func (p *Database) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
-	name, err := p.DatabaseName(t)
-	if err != nil {
-		return nil, err
-	}
-	admin, _, err := p.s.poolFor(t)
+	name, admin, err := p.locate(t)
 	if err != nil {
 		return nil, err
 	}

@@ -106,14 +106,7 @@ func (p *Schema) Targets(tenants []*tenancy.Tenant) ([]isolation.Target, error) 
 func (p *Database) Targets(tenants []*tenancy.Tenant) ([]isolation.Target, error) {
 	out := make([]isolation.Target, 0, len(tenants))
 	for _, t := range tenants {
-		if err := isolation.CheckTenant(t); err != nil {
-			return nil, err
-		}
-		name, err := isolation.Name(p.cfg.Prefix, t.Identifier)
-		if err != nil {
-			return nil, err
-		}
-		admin, _, err := p.s.poolFor(t)
+		name, admin, err := p.locate(t)
 		if err != nil {
 			return nil, err
 		}
