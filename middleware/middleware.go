@@ -1,6 +1,8 @@
 // Package middleware resolves the tenant of every request, refuses requests
 // whose tenant may not be served, and hands the rest to the next handler with
-// the tenant in the request context (tenancy.FromContext). It is plain
+// the tenant in the request context (tenancy.FromContext) and, when the
+// resolver verified a credential, its claims (tenancy.ClaimsFromContext, or
+// typed: jwtauth.ClaimsFromContext for tokens). It is plain
 // net/http (func(http.Handler) http.Handler), so it works under
 // http.ServeMux, chi and anything else.
 //
@@ -31,7 +33,6 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy"
-	"github.com/go-tenancy/tenancy/jwtauth"
 	"github.com/go-tenancy/tenancy/problem"
 	"github.com/go-tenancy/tenancy/resolve"
 	"github.com/prometheus/client_golang/prometheus"
@@ -222,7 +223,7 @@ func (m *tenantMiddleware) serve(next http.Handler, w http.ResponseWriter, r *ht
 
 	ctx := tenancy.WithTenant(r.Context(), t)
 	if res.Claims != nil {
-		ctx = jwtauth.WithClaims(ctx, res.Claims)
+		ctx = tenancy.WithClaims(ctx, res.Claims)
 	}
 	r = r.WithContext(ctx) // a shallow copy: r.URL is still the caller's
 	if res.Path != "" {

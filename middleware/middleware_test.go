@@ -328,6 +328,33 @@ func TestClaimsInContext(t *testing.T) {
 	}
 }
 
+// TestOpaqueClaimsInContext: claims of any resolver reach the handler
+// untouched, through tenancy.ClaimsFromContext.
+func TestOpaqueClaimsInContext(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	acme, err := b.store.GetByIdentifier(t.Context(), "acme-corp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type apiKey struct{ name string }
+	want := &apiKey{name: "ci"}
+	var got any
+	h := middleware.New(middleware.Config{Resolver: fixedResolver{resolve.Result{Tenant: acme, Source: "api-key", Claims: want}}})(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got, _ = tenancy.ClaimsFromContext(r.Context())
+		}))
+	serve(h, httptest.NewRequest("GET", "/", nil))
+	if got != want {
+		t.Fatalf("claims in context = %v, want %v", got, want)
+	}
+}
+
+// fixedResolver resolves every request to the same result.
+type fixedResolver struct{ res resolve.Result }
+
+func (f fixedResolver) Resolve(*http.Request) (resolve.Result, error) { return f.res, nil }
+
 func TestSuspensionThroughTheCacheTakesEffect(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
