@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// TestDependencies keeps the request path and the lifecycle free of what
-// they do not need: a service that resolves tenants by header links no JWT
-// library, and the seams between packages stay seams. It asks the go
+// TestDependencies keeps packages free of what they do not need: a service
+// that resolves tenants by header links no JWT library, one without metrics
+// no Prometheus client, and the seams between packages stay seams. It asks the go
 // command (which go test puts on PATH) for each package's dependencies.
 func TestDependencies(t *testing.T) {
 	t.Parallel()
@@ -18,8 +18,11 @@ func TestDependencies(t *testing.T) {
 		// forbidden are import paths, or prefixes ending in "/".
 		forbidden []string
 	}{
-		{mod + "/resolve", []string{mod + "/jwtauth", "github.com/golang-jwt/"}},
-		{mod + "/middleware", []string{mod + "/jwtauth", "github.com/golang-jwt/"}},
+		{mod + "/resolve", []string{mod + "/jwtauth", "github.com/golang-jwt/", "github.com/prometheus/"}},
+		{mod + "/middleware", []string{mod + "/jwtauth", "github.com/golang-jwt/", "github.com/prometheus/"}},
+		// Metrics are hooks; Prometheus is one implementation, promtenancy.
+		{mod + "/limit", []string{"github.com/prometheus/"}},
+		{mod + "/store/cache", []string{"github.com/prometheus/"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimPrefix(tt.pkg, mod+"/"), func(t *testing.T) {

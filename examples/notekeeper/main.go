@@ -25,6 +25,7 @@ import (
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/admin"
+	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -103,7 +104,11 @@ const shutdownTimeout = 10 * time.Second
 // serve runs the service until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	reg := newRegistry()
-	b, err := openBackend(ctx, cfg, backendOptions{Logger: logger, Registerer: reg})
+	metrics, err := promtenancy.New(promtenancy.Config{Registerer: reg})
+	if err != nil {
+		return err
+	}
+	b, err := openBackend(ctx, cfg, backendOptions{Logger: logger, Metrics: metrics})
 	if err != nil {
 		return err
 	}
@@ -128,6 +133,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			},
 			Limiter:  b.limiter,
 			Registry: reg,
+			Metrics:  metrics,
 			Logger:   logger,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
