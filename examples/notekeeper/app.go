@@ -18,6 +18,7 @@ import (
 	"github.com/go-tenancy/tenancy/limit"
 	"github.com/go-tenancy/tenancy/migrate"
 	"github.com/go-tenancy/tenancy/promtenancy"
+	"github.com/go-tenancy/tenancy/redislog"
 	"github.com/go-tenancy/tenancy/store/cache"
 	"github.com/go-tenancy/tenancy/store/memstore"
 	"github.com/go-tenancy/tenancy/store/pgstore"
@@ -128,6 +129,9 @@ func openBackend(ctx context.Context, cfg Config, opts backendOptions) (_ *backe
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, time.Second, time.Second
 		opts.MaxRetries = 1
 		opts.ContextTimeoutEnabled = true
+		// go-redis's own lines (a lost subscription, say) go to our logger,
+		// not to stderr in another format. This is process-wide.
+		redislog.Use(logger)
 		rdb = redis.NewClient(opts)
 		b.closers = append(b.closers, func() { _ = rdb.Close() })
 	} else if cfg.TenantStore == storeDB {
