@@ -23,6 +23,8 @@ func TestDependencies(t *testing.T) {
 		// Metrics are hooks; Prometheus is one implementation, promtenancy.
 		{mod + "/limit", []string{"github.com/prometheus/"}},
 		{mod + "/store/cache", []string{"github.com/prometheus/"}},
+		// The lifecycle asks components; it knows no Redis.
+		{mod + "/lifecycle", []string{"github.com/redis/", "github.com/prometheus/", mod + "/store/cache", mod + "/limit"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimPrefix(tt.pkg, mod+"/"), func(t *testing.T) {

@@ -299,9 +299,42 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// Keys returns the Redis keys that hold the tenant's budget, for a purge to
-// delete: "rate:" + Prefix + tenantID. It returns nil without Redis or for
-// an invalid ID.
+var _ tenancy.Component = (*Limiter)(nil)
+
+// Forget implements tenancy.Component: it forgets t's budget, as Reset does.
+func (l *Limiter) Forget(ctx context.Context, t *tenancy.Tenant) error {
+	if t == nil {
+		return errNilTenant
+	}
+	return l.Reset(ctx, t.ID)
+}
+
+// Residue implements tenancy.Component: it names t's in-process bucket and
+// its Redis key, when they exist. Other instances' buckets are theirs;
+// they refill within seconds.
+func (l *Limiter) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
+	if t == nil {
+		return nil, errNilTenant
+	}
+	var left []string
+	if _, ok := l.local.GetIfPresent(t.ID); ok {
+		left = append(left, "in-process rate-limit bucket")
+	}
+	for _, k := range l.Keys(t.ID) {
+		n, err := l.rdb.Exists(ctx, k).Result()
+		if err != nil {
+			return nil, fmt.Errorf("limit: check Redis for tenant %s: %w", t.ID, err)
+		}
+		if n > 0 {
+			left = append(left, "redis key "+k)
+		}
+	}
+	return left, nil
+}
+
+// Keys returns the Redis keys that hold the tenant's budget:
+// "rate:" + Prefix + tenantID. It returns nil without Redis or for an
+// invalid ID.
 func (l *Limiter) Keys(tenantID string) []string {
 	if l.redis == nil || tenancy.ValidateID(tenantID) != nil {
 		return nil

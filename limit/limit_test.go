@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -222,6 +223,45 @@ func TestRedisKeys(t *testing.T) {
 	if n, _ := rdb.Exists(ctx, l.Keys(globex.ID)...).Result(); n != 0 {
 		t.Fatal("Reset left the Redis key")
 	}
+}
+
+// TestForgetAndResidue: Residue names the tenant's in-process bucket and
+// Redis key, Forget removes both, and the other tenant's stay.
+func TestForgetAndResidue(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, newLimiter func(limit.Config) *limit.Limiter) {
+		ctx := context.Background()
+		l := newLimiter(limit.Config{Default: limit.Rate{Limit: 5, Period: time.Minute}})
+		// Without Redis the budget is an in-process bucket; with Redis, a key.
+		if left, err := l.Residue(ctx, acme); err != nil || len(left) != 0 {
+			t.Fatalf("before any request: %q, %v", left, err)
+		}
+		allowN(t, l, acme, 5)
+		allowN(t, l, globex, 1)
+		left, err := l.Residue(ctx, acme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keys := l.Keys(acme.ID); len(keys) == 1 {
+			if !slices.Contains(left, "redis key "+keys[0]) {
+				t.Errorf("Residue %q does not name the Redis key", left)
+			}
+		} else if !slices.Contains(left, "in-process rate-limit bucket") {
+			t.Errorf("Residue %q does not name the in-process bucket", left)
+		}
+		if err := l.Forget(ctx, acme); err != nil {
+			t.Fatal(err)
+		}
+		if left, err := l.Residue(ctx, acme); err != nil || len(left) != 0 {
+			t.Fatalf("after Forget: %q, %v", left, err)
+		}
+		if n, _ := allowN(t, l, acme, 5); n != 5 {
+			t.Errorf("after Forget %d of 5 allowed: the budget was not forgotten", n)
+		}
+		if left, err := l.Residue(ctx, globex); err != nil || len(left) == 0 {
+			t.Errorf("the other tenant's budget: %q, %v", left, err)
+		}
+	})
 }
 
 func TestRedisSharedBudget(t *testing.T) {

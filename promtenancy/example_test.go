@@ -52,7 +52,8 @@ func Example() {
 }
 
 // With TenantLabel, resolutions and rate-limit decisions are counted per
-// tenant too.
+// tenant too. List the Metrics in lifecycle.Config.Components, so that
+// purging a tenant ends its series (Forget).
 func ExampleConfig_tenantLabel() {
 	reg := prometheus.NewRegistry()
 	metrics, err := promtenancy.New(promtenancy.Config{Registerer: reg, TenantLabel: true})

@@ -32,11 +32,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
+
+var _ tenancy.Component = (*Metrics)(nil)
 
 // Tier label values for a tenant without a tier and for a request whose
 // tenant was not resolved. A tier named "none" would share a series with
@@ -54,15 +58,17 @@ type Config struct {
 	// TenantLabel adds a "tenant" label, the tenant's identifier, to
 	// tenancy_resolutions_total and tenancy_ratelimit_decisions_total (empty
 	// when no tenant was resolved; never a value taken from the request).
-	// Each tenant then has series of its own, kept until the process ends.
-	// Default false: series by tier only. Metrics with and without the
-	// label cannot share a registry.
+	// Each tenant then has series of its own, kept until the tenant is
+	// forgotten (Forget: list the Metrics in lifecycle.Config.Components so
+	// that a purge ends them). Default false: series by tier only. Metrics
+	// with and without the label cannot share a registry.
 	TenantLabel bool
 }
 
 // Metrics counts into Prometheus collectors. It implements
-// middleware.Metrics, cache.Metrics and limit.Metrics. It is safe for
-// concurrent use. A nil *Metrics counts nothing, so that a service without
+// middleware.Metrics, cache.Metrics and limit.Metrics, and
+// tenancy.Component, for the per-tenant series of Config.TenantLabel. It is
+// safe for concurrent use. A nil *Metrics counts nothing, so that a service without
 // metrics can pass its nil pointer on.
 type Metrics struct {
 	tenantLabel bool
@@ -282,4 +288,58 @@ func index(values []string, v string) int {
 		}
 	}
 	return -1
+}
+
+// Forget implements tenancy.Component: with Config.TenantLabel it deletes
+// the series labelled with t's identifier, so that a purged tenant's series
+// end; without, it does nothing. Other processes' series are theirs.
+func (m *Metrics) Forget(_ context.Context, t *tenancy.Tenant) error {
+	if m == nil || !m.tenantLabel || t == nil || t.Identifier == "" {
+		return nil
+	}
+	only := prometheus.Labels{"tenant": t.Identifier}
+	m.resolutions.DeletePartialMatch(only)
+	m.decisions.DeletePartialMatch(only)
+	return nil
+}
+
+// Residue implements tenancy.Component: it names the metrics that still
+// have series labelled with t's identifier.
+func (m *Metrics) Residue(_ context.Context, t *tenancy.Tenant) ([]string, error) {
+	if m == nil || !m.tenantLabel || t == nil || t.Identifier == "" {
+		return nil, nil
+	}
+	var left []string
+	for name, vec := range map[string]*prometheus.CounterVec{
+		"tenancy_resolutions_total":         m.resolutions,
+		"tenancy_ratelimit_decisions_total": m.decisions,
+	} {
+		if n := seriesOf(vec, t.Identifier); n > 0 {
+			left = append(left, fmt.Sprintf("%d %s series", n, name))
+		}
+	}
+	slices.Sort(left)
+	return left, nil
+}
+
+// seriesOf counts the series of vec labelled tenant.
+func seriesOf(vec *prometheus.CounterVec, tenant string) int {
+	ch := make(chan prometheus.Metric)
+	go func() {
+		vec.Collect(ch)
+		close(ch)
+	}()
+	n := 0
+	for metric := range ch {
+		var pb dto.Metric
+		if metric.Write(&pb) != nil {
+			continue
+		}
+		for _, l := range pb.GetLabel() {
+			if l.GetName() == "tenant" && l.GetValue() == tenant {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -245,3 +245,41 @@ func TestNilCountsNothing(t *testing.T) {
 		t.Fatalf("Allow with nil metrics: %v, %v", ok, err)
 	}
 }
+
+// TestForgetTenantSeries: with the tenant label, Forget ends the purged
+// tenant's series and keeps the others; Residue names what is left.
+func TestForgetTenantSeries(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := newMetrics(t, reg, promtenancy.Config{TenantLabel: true})
+	ctx := context.Background()
+	m.Resolution(ctx, acme, middleware.OutcomeOK)
+	m.Resolution(ctx, acme, middleware.OutcomeSuspended)
+	m.RateLimitDecision(ctx, acme, true, false)
+	m.Resolution(ctx, initech, middleware.OutcomeOK)
+
+	left, err := m.Residue(ctx, acme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"1 tenancy_ratelimit_decisions_total series", "2 tenancy_resolutions_total series"}
+	if !slices.Equal(left, want) {
+		t.Fatalf("Residue = %q, want %q", left, want)
+	}
+	if err := m.Forget(ctx, acme); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := m.Residue(ctx, acme); err != nil || len(left) != 0 {
+		t.Fatalf("after Forget: %q, %v", left, err)
+	}
+	equal(t, "tenancy_resolutions_total", series(t, reg, "tenancy_resolutions_total"), map[string]float64{
+		"outcome=ok,tenant=initech,tier=pro": 1,
+	})
+
+	// Without the label there is nothing per tenant to forget.
+	plain := newMetrics(t, prometheus.NewRegistry(), promtenancy.Config{})
+	plain.Resolution(ctx, acme, middleware.OutcomeOK)
+	if left, err := plain.Residue(ctx, acme); err != nil || len(left) != 0 {
+		t.Fatalf("without the tenant label: %q, %v", left, err)
+	}
+}

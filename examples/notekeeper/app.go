@@ -175,20 +175,20 @@ func openBackend(ctx context.Context, cfg Config, opts backendOptions) (_ *backe
 	if err != nil {
 		return nil, err
 	}
-	lc := lifecycle.Config{
-		Store:     b.tenants,
-		Provider:  admin,
-		Migrator:  b.migrator,
-		CacheKeys: b.tenants.Keys,
-		Logger:    logger,
-	}
-	if rdb != nil {
-		lc.Redis = rdb
-	}
+	// A purge asks each of these to forget the tenant, then checks that
+	// none holds anything of it; the migrator is one without being listed.
+	components := []tenancy.Component{b.tenants}
 	if b.limiter != nil {
-		lc.RateLimits = b.limiter
+		components = append(components, b.limiter)
 	}
-	if b.lifecycle, err = lifecycle.New(lc); err != nil {
+	b.lifecycle, err = lifecycle.New(lifecycle.Config{
+		Store:      b.tenants,
+		Provider:   admin,
+		Migrator:   b.migrator,
+		Components: components,
+		Logger:     logger,
+	})
+	if err != nil {
 		return nil, err
 	}
 	if b.notes, err = NewSQLNotes(provider); err != nil {
