@@ -8,11 +8,14 @@
 // (golang.org/x/time/rate) in a bounded cache. Redis failures never fail a
 // request: the limiter falls back to the in-process buckets, logs the
 // outage once, reports every decision made that way to Config.Metrics as a
-// fallback, and tries Redis again after a short pause. During an outage each instance enforces the full rate on its own,
-// so the fleet admits up to N times the rate.
+// fallback, and tries Redis again after a short pause. During an outage
+// each instance enforces the full rate on its own, so the fleet admits up
+// to N times the rate.
 //
 // Keys and buckets are per tenant ID, never per identifier or domain, so
-// one tenant exhausting its rate never limits another.
+// one tenant exhausting its rate never limits another. A Limiter is a
+// tenancy.Component: purging a tenant (package lifecycle) forgets its budget
+// and checks that its key is gone.
 package limit
 
 import (
