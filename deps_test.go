@@ -8,8 +8,9 @@ import (
 
 // TestDependencies keeps packages free of what they do not need: a service
 // that resolves tenants by header links no JWT library, one without metrics
-// no Prometheus client, and the seams between packages stay seams. It asks the go
-// command (which go test puts on PATH) for each package's dependencies.
+// no Prometheus client, and the seams between packages stay seams. It asks
+// the go command (which go test puts on PATH) for each package's
+// dependencies.
 func TestDependencies(t *testing.T) {
 	t.Parallel()
 	const mod = "github.com/go-tenancy/tenancy"

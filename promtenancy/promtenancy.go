@@ -9,11 +9,16 @@
 //
 // The metrics, all counters:
 //
-//	tenancy_resolutions_total{tier, outcome}        tenant resolutions (middleware.Outcome* values)
-//	tenancy_cache_requests_total{level, result}     tenant cache lookups (level l1 or l2; result hit, miss, negative_hit)
-//	tenancy_cache_errors_total{op}                  tenant cache failures, served from the store
-//	tenancy_ratelimit_decisions_total{tier, outcome}  rate-limit decisions (allowed, rejected)
-//	tenancy_ratelimit_fallback_total                rate-limit decisions made in-process because Redis failed
+//	tenancy_resolutions_total{tier, outcome}
+//	    tenant resolutions; outcome is a middleware.Outcome* value
+//	tenancy_cache_requests_total{level, result}
+//	    tenant cache lookups; level l1 or l2, result hit, miss or negative_hit
+//	tenancy_cache_errors_total{op}
+//	    tenant cache failures (served from the store); op a cache.Op* value
+//	tenancy_ratelimit_decisions_total{tier, outcome}
+//	    rate-limit decisions; outcome allowed or rejected
+//	tenancy_ratelimit_fallback_total
+//	    rate-limit decisions made in-process because Redis failed
 //
 // The tier label is the tenant's tier, TierDefault for a tenant without one
 // and TierNone when no tenant was resolved. Metrics are never labelled by
@@ -68,8 +73,8 @@ type Config struct {
 // Metrics counts into Prometheus collectors. It implements
 // middleware.Metrics, cache.Metrics and limit.Metrics, and
 // tenancy.Component, for the per-tenant series of Config.TenantLabel. It is
-// safe for concurrent use. A nil *Metrics counts nothing, so that a service without
-// metrics can pass its nil pointer on.
+// safe for concurrent use. A nil *Metrics counts nothing, so that a service
+// without metrics can pass its nil pointer on.
 type Metrics struct {
 	tenantLabel bool
 
