@@ -20,6 +20,32 @@ func FromContext(ctx context.Context) (*Tenant, bool) {
 	return t, ok && t != nil
 }
 
+type claimsKey struct{}
+
+// WithClaims returns a copy of ctx that carries claims: what the credential
+// that named the request's tenant said about the caller (the verified claims
+// of a token, for one). The middleware calls it with the Claims of a
+// resolve.Result.
+//
+// The value is opaque to this package and to the middleware, so that
+// neither depends on how it was verified: the package that produced it
+// reads it back with a typed getter (jwtauth.ClaimsFromContext for
+// resolve.JWT). A nil claims value is not stored.
+func WithClaims(ctx context.Context, claims any) context.Context {
+	if claims == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, claimsKey{}, claims)
+}
+
+// ClaimsFromContext returns the claims ctx carries and whether there are
+// any. Prefer the getter of the package that produced them, which returns
+// them typed.
+func ClaimsFromContext(ctx context.Context) (any, bool) {
+	c := ctx.Value(claimsKey{})
+	return c, c != nil
+}
+
 // LogHandler wraps an slog.Handler so that every record logged with a context
 // that carries a tenant gets tenant_id and tenant attributes (the ID and the
 // identifier). It costs nothing on requests that do not log.

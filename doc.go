@@ -6,8 +6,10 @@
 // its lifecycle Status, the one identifier validator (ValidateIdentifier),
 // the sentinel errors that the problem package maps to HTTP statuses, the
 // Store interface that the memory, PostgreSQL and SQLite stores implement,
-// and the context helpers (WithTenant, FromContext) that carry the tenant of
-// a request or job.
+// the Component interface through which a purge reaches everything else
+// that keeps something of a tenant (its cache entries, rate-limit budget,
+// migration records, queued jobs), and the context helpers (WithTenant,
+// FromContext, WithClaims) that carry the tenant of a request or job.
 //
 // One request, end to end:
 //

@@ -9,8 +9,16 @@ import "context"
 // Lookups return an error wrapping ErrTenantNotFound when nothing matches,
 // and ErrInvalidIdentifier or ErrInvalidID for a key that could never match,
 // without querying anything. Writes return *DuplicateError for a taken ID,
-// identifier or domain, and *FieldError for an invalid field. Returned tenants
-// may be shared: treat them as read-only.
+// identifier or domain, and *FieldError for an invalid field.
+//
+// Copies. A store never keeps what a caller passes in: changing a tenant
+// after Create, or the Domains or Metadata of an Update after the call,
+// changes nothing stored. A tenant a store returns is a snapshot: later
+// writes store a new value and never change one already returned. It may be
+// shared with other callers (the cache hands the same *Tenant to every
+// request that resolves it, so that a lookup allocates nothing): treat it as
+// read-only, and Clone it before changing it. The conformance suite,
+// store/storetest, checks both halves.
 type Store interface {
 	// Get returns the tenant with the given ID.
 	Get(ctx context.Context, id string) (*Tenant, error)

@@ -176,6 +176,22 @@ func TestContext(t *testing.T) {
 	}
 }
 
+func TestClaimsContext(t *testing.T) {
+	t.Parallel()
+	if c, ok := tenancy.ClaimsFromContext(context.Background()); ok || c != nil {
+		t.Fatalf("empty context reports claims %v", c)
+	}
+	if _, ok := tenancy.ClaimsFromContext(tenancy.WithClaims(context.Background(), nil)); ok {
+		t.Fatal("nil claims reported as present")
+	}
+	type custom struct{ role string }
+	want := &custom{role: "admin"}
+	got, ok := tenancy.ClaimsFromContext(tenancy.WithClaims(context.Background(), want))
+	if !ok || got != want {
+		t.Fatalf("ClaimsFromContext = %v, %v; want the value stored", got, ok)
+	}
+}
+
 func TestLogHandlerAddsTenant(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer

@@ -44,9 +44,12 @@ type Env struct {
 	// writes are then refused with one clear line.
 	Persistent bool
 	// Lifecycle runs create (Provision), suspend, activate, delete and
-	// purge. Nil: create and purge are refused with a line saying they need
-	// the application binary; suspend, activate and delete fall back to
-	// Store.SetStatus and Store.Delete.
+	// purge. Build it with the application's components
+	// (lifecycle.Config.Components: its cache, rate limiter, job queue), so
+	// that a purge forgets the tenant there too and proves it. Nil: create
+	// and purge are refused with a line saying they need the application
+	// binary; suspend, activate and delete fall back to Store.SetStatus and
+	// Store.Delete.
 	Lifecycle *lifecycle.Manager
 	// Migrator runs the migrate commands. Nil: they are refused ("this
 	// binary has no migrations").

@@ -1,27 +1,3 @@
-// Command bench is the load harness: it measures over HTTP what the tenancy
-// library costs against hand-rolled WHERE tenant_id = $1, the way a user
-// would see it. Run it from the repository root:
-//
-//	go run ./bench                 # the default run (under 5 minutes)
-//	go run ./bench -delay 1ms      # 1 ms each way between servers and PostgreSQL
-//	go run ./bench -smoke          # tiny and quick; exits non-zero on any error
-//
-// In one run it builds the server (./bench/server) once, creates a scratch
-// database (dropped at the end), seeds T tenants with N notes each (in a
-// plain table, a table under row-level security, a schema per tenant and a
-// SQLite file per tenant), starts one server process per mode on loopback,
-// each with its own pool of the same size, and drives them in turn with C
-// concurrent clients: one scenario (read a note by ID, list 20 notes, create
-// a note) and mode at a time, in rounds that rotate the order of the modes,
-// so that drift of this shared machine hits every mode alike. Every response
-// is checked (status, note ID, and tenant_id against the tenant asked for):
-// a fast wrong answer is an error, not speed. It prints a table per scenario
-// (requests/s, p50, p99, errors, server CPU and PostgreSQL CPU per request,
-// server RSS, and ratios to the baseline), writes the same as JSON with
-// -json, and exits 1 when any request failed.
-//
-// The DSN (-dsn, default DATABASE_URL or the local server) must be a URL and
-// name a role that may create databases and roles; a superuser is simplest.
 package main
 
 import (

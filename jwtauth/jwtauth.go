@@ -351,6 +351,19 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	return Claims{Tenant: ident, Subject: sub, Raw: mc}, nil
 }
 
+// VerifyTenant verifies token as Verify does and returns the tenant
+// identifier it names and its claims, as a *Claims. It lets *Verifier serve
+// as the verifier of resolve.JWT, which does not depend on this package: the
+// middleware puts the claims in the request context, where ClaimsFromContext
+// finds them.
+func (v *Verifier) VerifyTenant(token string) (identifier string, claims any, err error) {
+	c, err := v.Verify(token)
+	if err != nil {
+		return "", nil, err
+	}
+	return c.Tenant, &c, nil
+}
+
 // wellFormed reports whether token is three non-empty base64url parts. Go's
 // base64 decoder skips '\r' and '\n', so without this check "token\n"
 // would verify as "token".
@@ -374,17 +387,20 @@ func wellFormed(token string) bool {
 	return dots == 2 && part > 0
 }
 
-type claimsKey struct{}
-
-// WithClaims returns a copy of ctx that carries c. The middleware calls it
-// for requests resolved from a token.
+// WithClaims returns a copy of ctx that carries c, as the middleware does
+// for requests resolved from a token (through tenancy.WithClaims).
 func WithClaims(ctx context.Context, c *Claims) context.Context {
-	return context.WithValue(ctx, claimsKey{}, c)
+	if c == nil {
+		return ctx
+	}
+	return tenancy.WithClaims(ctx, c)
 }
 
 // ClaimsFromContext returns the claims ctx carries and whether there are
-// any. It never panics.
+// any: those of the token the request's tenant was resolved from, put there
+// by the middleware. It never panics.
 func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
-	c, ok := ctx.Value(claimsKey{}).(*Claims)
+	v, _ := tenancy.ClaimsFromContext(ctx)
+	c, ok := v.(*Claims)
 	return c, ok && c != nil
 }

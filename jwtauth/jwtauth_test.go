@@ -333,6 +333,37 @@ func TestClaimsContext(t *testing.T) {
 	if c, ok := ClaimsFromContext(WithClaims(context.Background(), want)); !ok || c != want {
 		t.Fatalf("ClaimsFromContext = %v, %v", c, ok)
 	}
+	// The middleware stores claims through tenancy.WithClaims, untyped.
+	if c, ok := ClaimsFromContext(tenancy.WithClaims(context.Background(), want)); !ok || c != want {
+		t.Fatalf("claims stored by tenancy.WithClaims: %v, %v", c, ok)
+	}
+	// Claims of another kind of credential are not JWT claims.
+	if c, ok := ClaimsFromContext(tenancy.WithClaims(context.Background(), "api-key")); ok || c != nil {
+		t.Fatalf("foreign claims read as JWT claims: %v", c)
+	}
+}
+
+// TestVerifyTenant: the method resolve.JWT calls returns what Verify does,
+// and fails as it does.
+func TestVerifyTenant(t *testing.T) {
+	t.Parallel()
+	s, v := pair(t, HS256, nil)
+	tok, err := s.Issue("acme-corp", "user-1", map[string]any{"role": "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident, claims, err := v.VerifyTenant(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := claims.(*Claims)
+	if ident != "acme-corp" || !ok || c.Tenant != "acme-corp" || c.Subject != "user-1" || c.Raw["role"] != "admin" {
+		t.Fatalf("VerifyTenant = %q, %#v", ident, claims)
+	}
+	ident, claims, err = v.VerifyTenant(tok + "x")
+	if !errors.Is(err, tenancy.ErrUnauthenticated) || ident != "" || claims != nil {
+		t.Fatalf("bad token: %q, %v, %v", ident, claims, err)
+	}
 }
 
 func BenchmarkVerify(b *testing.B) {

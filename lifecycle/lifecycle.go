@@ -1,12 +1,14 @@
 // Package lifecycle moves tenants through their lives across every place a
 // tenant lives: the tenant store (and its cache on every instance), the
-// isolation provider's schema, database or file, the migration journal,
-// rate-limit keys, and whatever hooks add (queued jobs, for one).
+// isolation provider's schema, database or file, and every component that
+// keeps something of each tenant (tenancy.Component: the cache's Redis
+// entries, rate-limit budgets, the migration journal, queued jobs).
 //
 // Provisioning never leaves a tenant active without its storage: the record
 // is created as provisioning, storage is initialized and migrated, and only
 // then is the tenant activated; a failure marks it failed with the reason.
-// Purging removes everything and then checks that nothing is left.
+// Purging removes everything and then checks that nothing is left. The
+// package knows nothing of how components keep their state: it asks them.
 package lifecycle
 
 import (
@@ -14,11 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/isolation"
 	"github.com/go-tenancy/tenancy/migrate"
-	"github.com/redis/go-redis/v9"
 )
 
 // EventKind names a lifecycle transition.
@@ -49,12 +51,6 @@ type Event struct {
 // Purging hook stops the purge, errors from other events are logged.
 type Hook func(ctx context.Context, e Event) error
 
-// RateLimits is the part of a rate limiter a purge needs (limit.Limiter).
-type RateLimits interface {
-	Reset(ctx context.Context, tenantID string) error
-	Keys(tenantID string) []string
-}
-
 // Config configures a Manager.
 type Config struct {
 	// Store keeps tenant records. Pass the cache decorator when there is
@@ -63,17 +59,16 @@ type Config struct {
 	// Provider creates and destroys tenant storage. Build it on a DSN that
 	// may create schemas or databases. Required.
 	Provider isolation.Provider
-	// Migrator, when set, migrates a new tenant's storage during Provision
-	// and forgets its journal records on Purge.
+	// Migrator, when set, migrates a new tenant's storage during Provision.
+	// It is a component too: Purge forgets its journal records whether or
+	// not Components lists it.
 	Migrator *migrate.Runner
-	// RateLimits, when set, has its keys removed on Purge.
-	RateLimits RateLimits
-	// CacheKeys, when set, returns the Redis keys a cache may hold for a
-	// tenant (cache.Store.Keys); Purge checks they are gone.
-	CacheKeys func(t *tenancy.Tenant) []string
-	// Redis is where CacheKeys and rate-limit keys live, for the purge
-	// check. Nil skips the check of keys.
-	Redis redis.UniversalClient
+	// Components keep something of each tenant besides its record and its
+	// storage: the cache (list it even when it is the Store, so that its
+	// Redis entries are checked), the rate limiter, per-tenant metrics, the
+	// job queue. Purge asks each to forget the tenant and then checks that
+	// none reports anything left. Default none.
+	Components []tenancy.Component
 	// Hooks are called on every transition.
 	Hooks []Hook
 	// Logger receives hook failures. Default slog.Default().
@@ -83,6 +78,8 @@ type Config struct {
 // Manager runs tenant lifecycle transitions.
 type Manager struct {
 	cfg Config
+	// components are cfg.Components and the Migrator, each once.
+	components []tenancy.Component
 }
 
 // New checks cfg.
@@ -93,7 +90,17 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Manager{cfg: cfg}, nil
+	m := &Manager{cfg: cfg}
+	for i, c := range cfg.Components {
+		if c == nil {
+			return nil, fmt.Errorf("lifecycle: Components[%d] is nil", i)
+		}
+		m.components = append(m.components, c)
+	}
+	if cfg.Migrator != nil && !slices.Contains(m.components, tenancy.Component(cfg.Migrator)) {
+		m.components = append(m.components, cfg.Migrator)
+	}
+	return m, nil
 }
 
 // ErrResidue is returned by Purge when something of the tenant is left.
@@ -198,13 +205,16 @@ func (m *Manager) transition(ctx context.Context, id string, s tenancy.Status, r
 	return t, nil
 }
 
-// Purge removes the tenant from any status: hooks first (for example, to
-// drop its queued jobs), then it is marked deleted (so it is refused on every
-// instance from then on, whatever fails next), then its data, its migration
-// records and its rate-limit keys go, and its data is checked to be gone;
-// only then is its record removed (which drops its cache entries on every
-// instance), and everything is checked once more. What is left is reported
-// as ErrResidue; a purge that stopped midway can be run again.
+// Purge removes the tenant from any status: hooks first (a Purging hook may
+// stop it), then it is marked deleted (so it is refused on every instance
+// from then on, whatever fails next), then its storage is destroyed, every
+// component forgets it, and its storage is checked to be gone; only then is
+// its record removed (which, through the cache, drops its entries on every
+// instance). The components are asked to forget it once more, for what
+// requests put back while the record still existed, and everything is
+// checked: the record, the storage and every component. What is left is
+// reported as ErrResidue. A purge that stops before the record is removed
+// can be run again.
 func (m *Manager) Purge(ctx context.Context, id string) error {
 	t, err := m.cfg.Store.Get(ctx, id)
 	if err != nil {
@@ -221,15 +231,8 @@ func (m *Manager) Purge(ctx context.Context, id string) error {
 	if err := m.cfg.Provider.Destroy(ctx, t); err != nil {
 		return fmt.Errorf("lifecycle: purge %s: destroy storage: %w", t.Identifier, err)
 	}
-	if m.cfg.Migrator != nil {
-		if err := m.cfg.Migrator.Forget(ctx, t); err != nil {
-			return fmt.Errorf("lifecycle: purge %s: %w", t.Identifier, err)
-		}
-	}
-	if m.cfg.RateLimits != nil {
-		if err := m.cfg.RateLimits.Reset(ctx, t.ID); err != nil {
-			return fmt.Errorf("lifecycle: purge %s: rate limits: %w", t.Identifier, err)
-		}
+	if err := m.forget(ctx, t); err != nil {
+		return fmt.Errorf("lifecycle: purge %s: %w", t.Identifier, err)
 	}
 	left, err := m.dataResidue(ctx, t)
 	if err != nil {
@@ -241,6 +244,11 @@ func (m *Manager) Purge(ctx context.Context, id string) error {
 	if err := m.cfg.Store.Purge(ctx, t.ID); err != nil {
 		return fmt.Errorf("lifecycle: purge %s: record: %w", t.Identifier, err)
 	}
+	// Nothing can put the tenant back from here on: no record is left to
+	// read it from.
+	if err := m.forget(ctx, t); err != nil {
+		return fmt.Errorf("lifecycle: purge %s: record removed, but: %w", t.Identifier, err)
+	}
 	if left, err = m.Residue(ctx, t); err != nil {
 		return fmt.Errorf("lifecycle: purge %s: check: %w", t.Identifier, err)
 	}
@@ -248,6 +256,16 @@ func (m *Manager) Purge(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: %s: %v", ErrResidue, t.Identifier, left)
 	}
 	_ = m.emit(ctx, Event{Kind: Purged, Tenant: t})
+	return nil
+}
+
+// forget asks every component to forget t.
+func (m *Manager) forget(ctx context.Context, t *tenancy.Tenant) error {
+	for _, c := range m.components {
+		if err := c.Forget(ctx, t); err != nil {
+			return fmt.Errorf("forget in %T: %w", c, err)
+		}
+	}
 	return nil
 }
 
@@ -261,7 +279,7 @@ func (m *Manager) dataResidue(ctx context.Context, t *tenancy.Tenant) ([]string,
 }
 
 // Residue describes what is left of t anywhere: its record, its data (when
-// the provider can tell), and its cache and rate-limit keys in Redis.
+// the provider can tell), and whatever a component still holds of it.
 func (m *Manager) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
 	var left []string
 	if _, err := m.cfg.Store.Get(ctx, t.ID); err == nil {
@@ -274,23 +292,12 @@ func (m *Manager) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, err
 		return nil, err
 	}
 	left = append(left, data...)
-	if m.cfg.Redis != nil {
-		var keys []string
-		if m.cfg.CacheKeys != nil {
-			keys = append(keys, m.cfg.CacheKeys(t)...)
+	for _, c := range m.components {
+		r, err := c.Residue(ctx, t)
+		if err != nil {
+			return nil, fmt.Errorf("check %T: %w", c, err)
 		}
-		if m.cfg.RateLimits != nil {
-			keys = append(keys, m.cfg.RateLimits.Keys(t.ID)...)
-		}
-		for _, k := range keys {
-			n, err := m.cfg.Redis.Exists(ctx, k).Result()
-			if err != nil {
-				return nil, fmt.Errorf("check redis key: %w", err)
-			}
-			if n > 0 {
-				left = append(left, "redis key "+k)
-			}
-		}
+		left = append(left, r...)
 	}
 	return left, nil
 }

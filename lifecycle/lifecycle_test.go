@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/go-tenancy/tenancy/limit"
 	"github.com/go-tenancy/tenancy/migrate"
 	"github.com/go-tenancy/tenancy/store/cache"
+	"github.com/go-tenancy/tenancy/store/memstore"
 	"github.com/go-tenancy/tenancy/store/pgstore"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -81,8 +83,8 @@ func (e *env) manager(t *testing.T, p isolation.Provider, set fs.FS, hooks ...li
 		t.Fatal(err)
 	}
 	m, err := lifecycle.New(lifecycle.Config{
-		Store: e.store, Provider: p, Migrator: r, RateLimits: e.limiter,
-		CacheKeys: e.store.Keys, Redis: e.rdb, Hooks: hooks,
+		Store: e.store, Provider: p, Migrator: r,
+		Components: []tenancy.Component{e.store, e.limiter}, Hooks: hooks,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -393,6 +395,9 @@ func TestResidueReportsLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := e.limiter.Allow(ctx, tn); err != nil { // a rate-limit key
+		t.Fatal(err)
+	}
 	if err := e.store.Purge(ctx, tn.ID); err != nil { // the record only
 		t.Fatal(err)
 	}
@@ -401,8 +406,18 @@ func TestResidueReportsLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	name, _ := p.SchemaName(tn)
-	if !slices.Contains(left, "schema "+name) {
-		t.Fatalf("residue %v does not name the schema", left)
+	for _, want := range []string{"schema " + name, "redis key " + e.limiter.Keys(tn.ID)[0]} {
+		if !slices.Contains(left, want) {
+			t.Errorf("residue %v does not name %q", left, want)
+		}
+	}
+	if !slices.ContainsFunc(left, func(s string) bool {
+		return strings.HasPrefix(s, "migration journal record ") && strings.Contains(s, name)
+	}) {
+		t.Errorf("residue %v does not name the journal record of %s", left, name)
+	}
+	if slices.Contains(left, "tenant record") {
+		t.Errorf("residue %v names the purged record", left)
 	}
 }
 
@@ -442,5 +457,202 @@ func TestFailedPurgeLeavesTenantRefused(t *testing.T) {
 	// Run again with a working provider: it completes.
 	if err := e.manager(t, p, pgSet).Purge(ctx, tn.ID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// component is a tenancy.Component that holds one entry per tenant ID, as
+// a job queue would hold queued jobs.
+type component struct {
+	mu      sync.Mutex
+	held    map[string]bool
+	failing error // returned by Forget while set
+	sticky  bool  // Forget reports success and keeps the entry
+	forgets int
+	// onForget, when set, runs at the start of every Forget.
+	onForget func(ctx context.Context, t *tenancy.Tenant)
+}
+
+func (c *component) hold(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held == nil {
+		c.held = map[string]bool{}
+	}
+	c.held[id] = true
+}
+
+func (c *component) Forget(ctx context.Context, t *tenancy.Tenant) error {
+	if c.onForget != nil {
+		c.onForget(ctx, t)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forgets++
+	if c.failing != nil {
+		return c.failing
+	}
+	if !c.sticky {
+		delete(c.held, t.ID)
+	}
+	return nil
+}
+
+func (c *component) Residue(_ context.Context, t *tenancy.Tenant) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held[t.ID] {
+		return []string{"queued job of " + t.ID}, nil
+	}
+	return nil, nil
+}
+
+// fileEnv is a PostgreSQL-free setup: tenants in memory behind the cache
+// on Redis, a SQLite file per tenant.
+type fileEnv struct {
+	durable  *memstore.Store
+	cached   *cache.Store
+	provider *sqlite.Provider
+	rdb      *redis.Client
+}
+
+func newFileEnv(t *testing.T) *fileEnv {
+	t.Helper()
+	p, err := sqlite.New(sqlite.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	rdb := testenv.Redis(t)
+	durable := memstore.New()
+	cached := cache.New(durable, cache.Config{Redis: rdb, Prefix: testenv.RandomName("lc") + ":"})
+	t.Cleanup(func() { _ = cached.Close() })
+	return &fileEnv{durable: durable, cached: cached, provider: p, rdb: rdb}
+}
+
+func (e *fileEnv) provision(t *testing.T, m *lifecycle.Manager) *tenancy.Tenant {
+	t.Helper()
+	tn, err := m.Provision(t.Context(), newTenant())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn
+}
+
+// TestPurgeAsksEveryComponent: every component forgets the tenant, and only
+// the purged tenant; the other keeps what it has.
+func TestPurgeAsksEveryComponent(t *testing.T) {
+	t.Parallel()
+	e := newFileEnv(t)
+	a, b := &component{}, &component{}
+	var rec recorder
+	m, err := lifecycle.New(lifecycle.Config{Store: e.cached, Provider: e.provider, Components: []tenancy.Component{a, b}, Hooks: []lifecycle.Hook{rec.hook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, keep := e.provision(t, m), e.provision(t, m)
+	for _, c := range []*component{a, b} {
+		c.hold(gone.ID)
+		c.hold(keep.ID)
+	}
+	if err := m.Purge(t.Context(), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []*component{a, b} {
+		if c.held[gone.ID] || !c.held[keep.ID] || c.forgets == 0 {
+			t.Errorf("component %d: holds %v after %d forgets; want only %s", i, c.held, c.forgets, keep.ID)
+		}
+	}
+	if !slices.Contains(rec.kinds, lifecycle.Purged) {
+		t.Errorf("events %v lack purged", rec.kinds)
+	}
+}
+
+// TestComponentFailureStopsPurgeBeforeTheRecord: a component that cannot
+// forget stops the purge with the record still there, so that the purge
+// can run again once the component is back.
+func TestComponentFailureStopsPurgeBeforeTheRecord(t *testing.T) {
+	t.Parallel()
+	e := newFileEnv(t)
+	jobs := &component{failing: errors.New("queue unreachable")}
+	m, err := lifecycle.New(lifecycle.Config{Store: e.cached, Provider: e.provider, Components: []tenancy.Component{jobs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := e.provision(t, m)
+	jobs.hold(tn.ID)
+	if err := m.Purge(t.Context(), tn.ID); err == nil || !strings.Contains(err.Error(), "queue unreachable") {
+		t.Fatalf("purge: %v", err)
+	}
+	got, err := e.durable.Get(t.Context(), tn.ID)
+	if err != nil || got.Status != tenancy.StatusDeleted {
+		t.Fatalf("after the failed purge: %+v, %v; want the record, deleted", got, err)
+	}
+	jobs.mu.Lock()
+	jobs.failing = nil
+	jobs.mu.Unlock()
+	if err := m.Purge(t.Context(), tn.ID); err != nil {
+		t.Fatalf("purge again: %v", err)
+	}
+	if _, err := e.durable.Get(t.Context(), tn.ID); !errors.Is(err, tenancy.ErrTenantNotFound) {
+		t.Fatalf("record after the second purge: %v", err)
+	}
+}
+
+// TestResidueOfAComponentFailsPurge: a component that says it forgot but
+// still holds the tenant is caught by the check.
+func TestResidueOfAComponentFailsPurge(t *testing.T) {
+	t.Parallel()
+	e := newFileEnv(t)
+	jobs := &component{sticky: true}
+	m, err := lifecycle.New(lifecycle.Config{Store: e.cached, Provider: e.provider, Components: []tenancy.Component{jobs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := e.provision(t, m)
+	jobs.hold(tn.ID)
+	err = m.Purge(t.Context(), tn.ID)
+	if !errors.Is(err, lifecycle.ErrResidue) || !strings.Contains(err.Error(), "queued job of "+tn.ID) {
+		t.Fatalf("purge: %v; want ErrResidue naming the job", err)
+	}
+}
+
+// TestPurgeForgetsWhatRequestsPutBack: a request for the tenant between the
+// components' first Forget and the removal of the record fills the cache
+// again (here the cache is a component, not the Store, as it is for
+// another process that shares the store). The purge still leaves nothing.
+func TestPurgeForgetsWhatRequestsPutBack(t *testing.T) {
+	t.Parallel()
+	e := newFileEnv(t)
+	var refilled bool
+	request := &component{onForget: func(ctx context.Context, tn *tenancy.Tenant) {
+		// Runs after the cache's Forget: a lookup as a request makes it.
+		if _, err := e.cached.GetByIdentifier(ctx, tn.Identifier); err == nil {
+			refilled = true
+		}
+	}}
+	m, err := lifecycle.New(lifecycle.Config{Store: e.durable, Provider: e.provider, Components: []tenancy.Component{e.cached, request}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := e.provision(t, m)
+	if err := m.Purge(t.Context(), tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !refilled {
+		t.Fatal("the test did not refill the cache")
+	}
+	if left := existingKeys(t, e.rdb, e.cached.Keys(tn)); len(left) != 0 {
+		t.Fatalf("cache keys left in Redis: %v", left)
+	}
+	if _, err := e.cached.GetByIdentifier(t.Context(), tn.Identifier); !errors.Is(err, tenancy.ErrTenantNotFound) {
+		t.Fatalf("purged tenant still resolves through the cache: %v", err)
+	}
+}
+
+func TestNilComponentRefused(t *testing.T) {
+	t.Parallel()
+	e := newFileEnv(t)
+	if _, err := lifecycle.New(lifecycle.Config{Store: e.cached, Provider: e.provider, Components: []tenancy.Component{nil}}); err == nil {
+		t.Fatal("New accepted a nil component")
 	}
 }

@@ -7,13 +7,15 @@
 // failing, each process keeps a token bucket per tenant
 // (golang.org/x/time/rate) in a bounded cache. Redis failures never fail a
 // request: the limiter falls back to the in-process buckets, logs the
-// outage once, counts every decision made that way in
-// tenancy_ratelimit_fallback_total, and tries Redis again after a short
-// pause. During an outage each instance enforces the full rate on its own,
-// so the fleet admits up to N times the rate.
+// outage once, reports every decision made that way to Config.Metrics as a
+// fallback, and tries Redis again after a short pause. During an outage
+// each instance enforces the full rate on its own, so the fleet admits up
+// to N times the rate.
 //
 // Keys and buckets are per tenant ID, never per identifier or domain, so
-// one tenant exhausting its rate never limits another.
+// one tenant exhausting its rate never limits another. A Limiter is a
+// tenancy.Component: purging a tenant (package lifecycle) forgets its budget
+// and checks that its key is gone.
 package limit
 
 import (
@@ -22,7 +24,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +31,6 @@ import (
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/problem"
 	"github.com/maypok86/otter/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 )
@@ -90,15 +90,29 @@ type Config struct {
 	// Logger receives the start and end of Redis outages. Default
 	// slog.Default().
 	Logger *slog.Logger
-	// Registerer registers tenancy_ratelimit_decisions_total and
-	// tenancy_ratelimit_fallback_total. Default nil: not registered.
-	// Limiters sharing a Registerer share the counters.
-	Registerer prometheus.Registerer
+	// Metrics counts decisions; promtenancy.Metrics counts them in
+	// Prometheus. Default nil: nothing is counted.
+	Metrics Metrics
 	// ErrorHandler writes a rejection (an error wrapping
 	// tenancy.ErrRateLimited that implements RetryAfter) or a failure.
 	// Default problem.WriteError: 429 with Retry-After.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
+
+// Metrics receives every decision of a Limiter. It is called on every
+// limited request, so implementations must be safe for concurrent use and
+// cheap: count, never block.
+type Metrics interface {
+	// RateLimitDecision is called once per decision on a request of a
+	// limited tenant t: whether it was allowed, and whether it was a
+	// fallback, made in-process because Redis, configured, failed.
+	RateLimitDecision(ctx context.Context, t *tenancy.Tenant, allowed, fallback bool)
+}
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) RateLimitDecision(context.Context, *tenancy.Tenant, bool, bool) {}
 
 var errNilTenant = errors.New("limit: allow: nil tenant")
 
@@ -113,7 +127,7 @@ type Limiter struct {
 	logger     *slog.Logger
 	onError    func(http.ResponseWriter, *http.Request, error)
 	local      *otter.Cache[string, *bucket]
-	m          *metrics
+	metrics    Metrics
 
 	// downUntil is zero while Redis is healthy; otherwise the UnixNano time
 	// until which decisions stay in-process.
@@ -127,9 +141,7 @@ type bucket struct {
 	lim  *rate.Limiter
 }
 
-// New returns a Limiter for cfg. It panics when cfg.Registerer already
-// holds a different collector under one of the limiter's metric names: a
-// programming error, found at start-up.
+// New returns a Limiter for cfg.
 func New(cfg Config) *Limiter {
 	l := &Limiter{
 		def:        cfg.Default.normalized(),
@@ -139,7 +151,10 @@ func New(cfg Config) *Limiter {
 		retryRedis: cfg.RetryRedis,
 		logger:     cfg.Logger,
 		onError:    cfg.ErrorHandler,
-		m:          newMetrics(cfg.Registerer),
+		metrics:    cfg.Metrics,
+	}
+	if l.metrics == nil {
+		l.metrics = noMetrics{}
 	}
 	for k, v := range cfg.Tiers {
 		l.tiers[k] = v.normalized()
@@ -196,17 +211,14 @@ func (l *Limiter) Allow(ctx context.Context, t *tenancy.Tenant) (allowed bool, r
 	if !limited {
 		return true, 0, nil
 	}
-	tier := t.Tier
-	if tier == "" {
-		tier = "default"
-	}
+	fallback := false
 	if l.redis != nil {
 		if l.useRedis() {
 			res, err := l.redis.Allow(ctx, l.prefix+t.ID, redis_rate.Limit{Rate: r.Limit, Burst: r.Burst, Period: r.Period})
 			if err == nil {
 				l.redisUp()
 				allowed = res.Allowed > 0
-				l.m.decision(tier, allowed)
+				l.metrics.RateLimitDecision(ctx, t, allowed, false)
 				if allowed {
 					return true, 0, nil
 				}
@@ -218,10 +230,10 @@ func (l *Limiter) Allow(ctx context.Context, t *tenancy.Tenant) (allowed bool, r
 			}
 			l.redisDown(err)
 		}
-		l.m.fallback.Inc()
+		fallback = true
 	}
 	allowed, retryAfter = l.allowLocal(t.ID, r, time.Now())
-	l.m.decision(tier, allowed)
+	l.metrics.RateLimitDecision(ctx, t, allowed, fallback)
 	return allowed, retryAfter, nil
 }
 
@@ -290,9 +302,42 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// Keys returns the Redis keys that hold the tenant's budget, for a purge to
-// delete: "rate:" + Prefix + tenantID. It returns nil without Redis or for
-// an invalid ID.
+var _ tenancy.Component = (*Limiter)(nil)
+
+// Forget implements tenancy.Component: it forgets t's budget, as Reset does.
+func (l *Limiter) Forget(ctx context.Context, t *tenancy.Tenant) error {
+	if t == nil {
+		return errNilTenant
+	}
+	return l.Reset(ctx, t.ID)
+}
+
+// Residue implements tenancy.Component: it names t's in-process bucket and
+// its Redis key, when they exist. Other instances' buckets are theirs;
+// they refill within seconds.
+func (l *Limiter) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
+	if t == nil {
+		return nil, errNilTenant
+	}
+	var left []string
+	if _, ok := l.local.GetIfPresent(t.ID); ok {
+		left = append(left, "in-process rate-limit bucket")
+	}
+	for _, k := range l.Keys(t.ID) {
+		n, err := l.rdb.Exists(ctx, k).Result()
+		if err != nil {
+			return nil, fmt.Errorf("limit: check Redis for tenant %s: %w", t.ID, err)
+		}
+		if n > 0 {
+			left = append(left, "redis key "+k)
+		}
+	}
+	return left, nil
+}
+
+// Keys returns the Redis keys that hold the tenant's budget:
+// "rate:" + Prefix + tenantID. It returns nil without Redis or for an
+// invalid ID.
 func (l *Limiter) Keys(tenantID string) []string {
 	if l.redis == nil || tenancy.ValidateID(tenantID) != nil {
 		return nil
@@ -313,70 +358,4 @@ func (l *Limiter) Reset(ctx context.Context, tenantID string) error {
 		}
 	}
 	return nil
-}
-
-// metrics holds the counters; decision counters are cached per label pair,
-// as CounterVec.WithLabelValues allocates.
-type metrics struct {
-	decisions *prometheus.CounterVec
-	fallback  prometheus.Counter
-	mu        sync.RWMutex
-	cached    map[labelPair]prometheus.Counter
-}
-
-type labelPair struct {
-	tier    string
-	allowed bool
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tenancy_ratelimit_decisions_total",
-			Help: "Rate limit decisions by tenant tier and outcome (allowed or rejected).",
-		}, []string{"tier", "outcome"}),
-		fallback: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tenancy_ratelimit_fallback_total",
-			Help: "Rate limit decisions made in-process because Redis was unavailable.",
-		}),
-		cached: make(map[labelPair]prometheus.Counter),
-	}
-	if reg != nil {
-		m.decisions = register(reg, m.decisions)
-		m.fallback = register(reg, m.fallback)
-	}
-	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name so that several limiters share it.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("limit: register metrics: %v", err))
-	}
-	return c
-}
-
-func (m *metrics) decision(tier string, allowed bool) {
-	k := labelPair{tier, allowed}
-	m.mu.RLock()
-	c, ok := m.cached[k]
-	m.mu.RUnlock()
-	if !ok {
-		outcome := "rejected"
-		if allowed {
-			outcome = "allowed"
-		}
-		c = m.decisions.WithLabelValues(tier, outcome)
-		m.mu.Lock()
-		m.cached[k] = c
-		m.mu.Unlock()
-	}
-	c.Inc()
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +19,6 @@ import (
 	"github.com/go-tenancy/tenancy/internal/testenv"
 	"github.com/go-tenancy/tenancy/limit"
 	"github.com/go-tenancy/tenancy/problem"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -224,6 +225,45 @@ func TestRedisKeys(t *testing.T) {
 	}
 }
 
+// TestForgetAndResidue: Residue names the tenant's in-process bucket and
+// Redis key, Forget removes both, and the other tenant's stay.
+func TestForgetAndResidue(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, newLimiter func(limit.Config) *limit.Limiter) {
+		ctx := context.Background()
+		l := newLimiter(limit.Config{Default: limit.Rate{Limit: 5, Period: time.Minute}})
+		// Without Redis the budget is an in-process bucket; with Redis, a key.
+		if left, err := l.Residue(ctx, acme); err != nil || len(left) != 0 {
+			t.Fatalf("before any request: %q, %v", left, err)
+		}
+		allowN(t, l, acme, 5)
+		allowN(t, l, globex, 1)
+		left, err := l.Residue(ctx, acme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keys := l.Keys(acme.ID); len(keys) == 1 {
+			if !slices.Contains(left, "redis key "+keys[0]) {
+				t.Errorf("Residue %q does not name the Redis key", left)
+			}
+		} else if !slices.Contains(left, "in-process rate-limit bucket") {
+			t.Errorf("Residue %q does not name the in-process bucket", left)
+		}
+		if err := l.Forget(ctx, acme); err != nil {
+			t.Fatal(err)
+		}
+		if left, err := l.Residue(ctx, acme); err != nil || len(left) != 0 {
+			t.Fatalf("after Forget: %q, %v", left, err)
+		}
+		if n, _ := allowN(t, l, acme, 5); n != 5 {
+			t.Errorf("after Forget %d of 5 allowed: the budget was not forgotten", n)
+		}
+		if left, err := l.Residue(ctx, globex); err != nil || len(left) == 0 {
+			t.Errorf("the other tenant's budget: %q, %v", left, err)
+		}
+	})
+}
+
 func TestRedisSharedBudget(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Redis(t)
@@ -266,8 +306,8 @@ func TestRedisSharedBudget(t *testing.T) {
 
 func TestMiddleware(t *testing.T) {
 	t.Parallel()
-	reg := prometheus.NewRegistry()
-	l := limit.New(limit.Config{Default: limit.Rate{Limit: 2, Period: time.Minute}, Registerer: reg, Logger: quiet})
+	m := &recordingMetrics{}
+	l := limit.New(limit.Config{Default: limit.Rate{Limit: 2, Period: time.Minute}, Metrics: m, Logger: quiet})
 	h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	req := func(tn *tenancy.Tenant) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("GET", "/", nil)
@@ -298,37 +338,50 @@ func TestMiddleware(t *testing.T) {
 			t.Fatalf("request without tenant: %d", rec.Code)
 		}
 	}
-	if got := counterValue(t, reg, "tenancy_ratelimit_decisions_total", map[string]string{"tier": "pro", "outcome": "allowed"}); got != 2 {
-		t.Errorf("allowed = %v", got)
+	// Requests without a tenant are not decisions; without Redis, none is a
+	// fallback.
+	wantDecisions := map[decision]int{{acme.ID, true, false}: 2, {acme.ID, false, false}: 1}
+	if got := m.snapshot(); !maps.Equal(got, wantDecisions) {
+		t.Errorf("decisions reported = %v, want %v", got, wantDecisions)
 	}
-	if got := counterValue(t, reg, "tenancy_ratelimit_decisions_total", map[string]string{"tier": "pro", "outcome": "rejected"}); got != 1 {
-		t.Errorf("rejected = %v", got)
-	}
-	// A second limiter on the same registry shares the counters.
-	limit.New(limit.Config{Registerer: reg})
 }
 
-func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+// decision is one Metrics call, by tenant ID.
+type decision struct {
+	tenantID          string
+	allowed, fallback bool
+}
+
+// recordingMetrics counts the decisions a Limiter reports.
+type recordingMetrics struct {
+	mu sync.Mutex
+	m  map[decision]int
+}
+
+func (r *recordingMetrics) RateLimitDecision(_ context.Context, t *tenancy.Tenant, allowed, fallback bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = make(map[decision]int)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if labels[l.GetName()] != l.GetValue() {
-					continue metric
-				}
-			}
-			return m.GetCounter().GetValue()
+	r.m[decision{t.ID, allowed, fallback}]++
+}
+
+func (r *recordingMetrics) snapshot() map[decision]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.m)
+}
+
+// fallbacks counts the decisions reported as fallbacks.
+func (r *recordingMetrics) fallbacks() int {
+	n := 0
+	for d, c := range r.snapshot() {
+		if d.fallback {
+			n += c
 		}
 	}
-	return 0
+	return n
 }
 
 func TestAllowNilTenant(t *testing.T) {

@@ -33,7 +33,7 @@ var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 func hotPath(tb testing.TB, publicPaths ...string) (http.Handler, *http.Request, http.ResponseWriter) {
 	tb.Helper()
 	b := setup(tb)
-	h := middleware.New(middleware.Config{Resolver: resolve.Header{Lookup: b.cache}, PublicPaths: publicPaths, Registerer: b.reg})(okHandler)
+	h := middleware.New(middleware.Config{Resolver: resolve.Header{Lookup: b.cache}, PublicPaths: publicPaths, Metrics: b.metrics})(okHandler)
 	r := httptest.NewRequest("GET", "/notes", nil)
 	r.Header.Set("X-Tenant-ID", "acme-corp")
 	w := &discardWriter{h: http.Header{}}

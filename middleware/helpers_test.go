@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/problem"
+	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/go-tenancy/tenancy/store/cache"
 	"github.com/go-tenancy/tenancy/store/memstore"
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,7 +35,9 @@ type bundle struct {
 	store *memstore.Store
 	cache *cache.Store
 	reg   *prometheus.Registry
-	logs  *syncBuffer
+	// metrics counts into reg.
+	metrics *promtenancy.Metrics
+	logs    *syncBuffer
 }
 
 func setup(t testing.TB) *bundle {
@@ -48,7 +51,12 @@ func setup(t testing.TB) *bundle {
 	logs := &syncBuffer{}
 	c := cache.New(s, cache.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(func() { _ = c.Close() })
-	return &bundle{store: s, cache: c, reg: prometheus.NewRegistry(), logs: logs}
+	reg := prometheus.NewRegistry()
+	m, err := promtenancy.New(promtenancy.Config{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{store: s, cache: c, reg: reg, metrics: m, logs: logs}
 }
 
 func (b *bundle) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b.logs, nil)) }

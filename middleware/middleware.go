@@ -1,6 +1,8 @@
 // Package middleware resolves the tenant of every request, refuses requests
 // whose tenant may not be served, and hands the rest to the next handler with
-// the tenant in the request context (tenancy.FromContext). It is plain
+// the tenant in the request context (tenancy.FromContext) and, when the
+// resolver verified a credential, its claims (tenancy.ClaimsFromContext, or
+// typed: jwtauth.ClaimsFromContext for tokens). It is plain
 // net/http (func(http.Handler) http.Handler), so it works under
 // http.ServeMux, chi and anything else.
 //
@@ -22,19 +24,17 @@
 package middleware
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-tenancy/tenancy"
-	"github.com/go-tenancy/tenancy/jwtauth"
 	"github.com/go-tenancy/tenancy/problem"
 	"github.com/go-tenancy/tenancy/resolve"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultRetryAfter is the Retry-After sent for tenants that are not ready.
@@ -58,15 +58,29 @@ type Config struct {
 	RetryAfter time.Duration
 	// Logger logs store failures (500s). Default slog.Default().
 	Logger *slog.Logger
-	// Registerer registers the tenancy_resolutions_total counter. Default nil:
-	// the counter is kept but not registered. Registering twice on one
-	// Registerer shares the counter.
-	Registerer prometheus.Registerer
+	// Metrics counts resolutions by outcome; promtenancy.Metrics counts them
+	// in Prometheus. Default nil: nothing is counted.
+	Metrics Metrics
 	// ErrorHandler writes a failed resolution. Default: problem.WriteError.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
-// Outcomes, as counted in tenancy_resolutions_total.
+// Metrics receives the outcome of every tenant resolution. It is called on
+// every request, so implementations must be safe for concurrent use and
+// cheap: count, never block.
+type Metrics interface {
+	// Resolution is called once for every request that is not public, after
+	// the tenant was resolved and its status checked: t is the tenant (nil
+	// when none was resolved) and outcome one of the Outcome constants.
+	Resolution(ctx context.Context, t *tenancy.Tenant, outcome string)
+}
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) Resolution(context.Context, *tenancy.Tenant, string) {}
+
+// Outcomes of a resolution, as passed to Metrics.
 const (
 	OutcomeOK              = "ok"
 	OutcomeMissing         = "missing"
@@ -80,17 +94,9 @@ const (
 	OutcomeError           = "error"
 )
 
-// Tier label values for tenants without a tier and requests without a
-// tenant.
-const (
-	TierDefault = "default"
-	TierNone    = "none"
-)
-
-// New returns the middleware. It panics when cfg has no Resolver, when a
-// public path is not a valid ServeMux pattern, or when cfg.Registerer holds a
-// different collector named tenancy_resolutions_total: programming errors,
-// found at start-up.
+// New returns the middleware. It panics when cfg has no Resolver or when a
+// public path is not a valid ServeMux pattern: programming errors, found at
+// start-up.
 func New(cfg Config) func(http.Handler) http.Handler {
 	if cfg.Resolver == nil {
 		panic("middleware: Config.Resolver is required")
@@ -100,7 +106,10 @@ func New(cfg Config) func(http.Handler) http.Handler {
 		retryAfter: cfg.RetryAfter,
 		logger:     cfg.Logger,
 		onError:    cfg.ErrorHandler,
-		metrics:    newMetrics(cfg.Registerer),
+		metrics:    cfg.Metrics,
+	}
+	if m.metrics == nil {
+		m.metrics = noMetrics{}
 	}
 	if m.retryAfter <= 0 {
 		m.retryAfter = DefaultRetryAfter
@@ -148,7 +157,7 @@ type tenantMiddleware struct {
 	retryAfter time.Duration
 	logger     *slog.Logger
 	onError    func(http.ResponseWriter, *http.Request, error)
-	metrics    *metrics
+	metrics    Metrics
 }
 
 // isPublic asks the internal ServeMux, but only for paths that could match
@@ -207,7 +216,7 @@ func (m *tenantMiddleware) serve(next http.Handler, w http.ResponseWriter, r *ht
 		err = errNilTenant
 	}
 	if err != nil {
-		m.fail(w, r, TierNone, err)
+		m.fail(w, r, nil, err)
 		return
 	}
 	t := res.Tenant
@@ -215,14 +224,14 @@ func (m *tenantMiddleware) serve(next http.Handler, w http.ResponseWriter, r *ht
 		if errors.Is(err, tenancy.ErrTenantNotReady) {
 			err = &tenancy.RetryAfterError{Err: err, After: m.retryAfter}
 		}
-		m.fail(w, r, tier(t), fmt.Errorf("middleware: %w", err))
+		m.fail(w, r, t, fmt.Errorf("middleware: %w", err))
 		return
 	}
-	m.metrics.inc(tier(t), OutcomeOK)
+	m.metrics.Resolution(r.Context(), t, OutcomeOK)
 
 	ctx := tenancy.WithTenant(r.Context(), t)
 	if res.Claims != nil {
-		ctx = jwtauth.WithClaims(ctx, res.Claims)
+		ctx = tenancy.WithClaims(ctx, res.Claims)
 	}
 	r = r.WithContext(ctx) // a shallow copy: r.URL is still the caller's
 	if res.Path != "" {
@@ -233,22 +242,16 @@ func (m *tenantMiddleware) serve(next http.Handler, w http.ResponseWriter, r *ht
 	next.ServeHTTP(w, r)
 }
 
-func (m *tenantMiddleware) fail(w http.ResponseWriter, r *http.Request, tierLabel string, err error) {
+// fail answers a refused request; t is the tenant when one was resolved.
+func (m *tenantMiddleware) fail(w http.ResponseWriter, r *http.Request, t *tenancy.Tenant, err error) {
 	o := outcome(err)
-	m.metrics.inc(tierLabel, o)
+	m.metrics.Resolution(r.Context(), t, o)
 	if o == OutcomeError {
 		// Resolvers and stores never put raw request input in errors, and the
 		// request path and headers are left out on purpose.
 		m.logger.ErrorContext(r.Context(), "tenancy: tenant resolution failed", slog.String("method", r.Method), slog.Any("error", err))
 	}
 	m.onError(w, r, err)
-}
-
-func tier(t *tenancy.Tenant) string {
-	if t.Tier == "" {
-		return TierDefault
-	}
-	return t.Tier
 }
 
 // outcome classifies err in the same order as problem.FromError.
@@ -272,51 +275,4 @@ func outcome(err error) string {
 		return OutcomeUnauthenticated
 	}
 	return OutcomeError
-}
-
-// metrics counts resolutions by tier and outcome. The counters are cached
-// per label pair: CounterVec.WithLabelValues hashes and allocates, which the
-// hot path cannot afford. Tiers are a small operator-defined set, so the map
-// stays small.
-type metrics struct {
-	vec *prometheus.CounterVec
-	mu  sync.RWMutex
-	m   map[labelPair]prometheus.Counter
-}
-
-type labelPair struct{ tier, outcome string }
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tenancy_resolutions_total",
-		Help: "Tenant resolutions by tenant tier and outcome.",
-	}, []string{"tier", "outcome"})
-	if reg != nil {
-		if err := reg.Register(vec); err != nil {
-			are, ok := err.(prometheus.AlreadyRegisteredError)
-			if !ok {
-				panic(fmt.Sprintf("middleware: register metrics: %v", err))
-			}
-			existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-			if !ok {
-				panic(fmt.Sprintf("middleware: register metrics: %v", err))
-			}
-			vec = existing
-		}
-	}
-	return &metrics{vec: vec, m: make(map[labelPair]prometheus.Counter)}
-}
-
-func (m *metrics) inc(tier, outcome string) {
-	k := labelPair{tier, outcome}
-	m.mu.RLock()
-	c, ok := m.m[k]
-	m.mu.RUnlock()
-	if !ok {
-		c = m.vec.WithLabelValues(tier, outcome)
-		m.mu.Lock()
-		m.m[k] = c
-		m.mu.Unlock()
-	}
-	c.Inc()
 }

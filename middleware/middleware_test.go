@@ -17,6 +17,7 @@ import (
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/jwtauth"
 	"github.com/go-tenancy/tenancy/middleware"
+	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/go-tenancy/tenancy/resolve"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,8 +60,8 @@ func TestStatuses(t *testing.T) {
 			resolve.JWT{Verifier: hsVerifier(t), Lookup: b.cache, Optional: true},
 			resolve.Header{Lookup: b.cache},
 		),
-		Logger:     b.logger(),
-		Registerer: b.reg,
+		Logger:  b.logger(),
+		Metrics: b.metrics,
 	})
 	h := mw(tenantEcho)
 	good, err := hsSigner(t).Issue("acme-corp", "u", nil)
@@ -147,7 +148,7 @@ func TestRetryAfterConfigurable(t *testing.T) {
 func TestStoreFailureIs500AndLogged(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	h := middleware.New(middleware.Config{Resolver: resolve.Header{Lookup: failingLookup{}}, Logger: b.logger(), Registerer: b.reg})(tenantEcho)
+	h := middleware.New(middleware.Config{Resolver: resolve.Header{Lookup: failingLookup{}}, Logger: b.logger(), Metrics: b.metrics})(tenantEcho)
 	r := httptest.NewRequest("GET", "/secret-path", nil)
 	r.Header.Set("X-Tenant-ID", "acme-corp")
 	rec := serve(h, r)
@@ -328,6 +329,33 @@ func TestClaimsInContext(t *testing.T) {
 	}
 }
 
+// TestOpaqueClaimsInContext: claims of any resolver reach the handler
+// untouched, through tenancy.ClaimsFromContext.
+func TestOpaqueClaimsInContext(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	acme, err := b.store.GetByIdentifier(t.Context(), "acme-corp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type apiKey struct{ name string }
+	want := &apiKey{name: "ci"}
+	var got any
+	h := middleware.New(middleware.Config{Resolver: fixedResolver{resolve.Result{Tenant: acme, Source: "api-key", Claims: want}}})(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got, _ = tenancy.ClaimsFromContext(r.Context())
+		}))
+	serve(h, httptest.NewRequest("GET", "/", nil))
+	if got != want {
+		t.Fatalf("claims in context = %v, want %v", got, want)
+	}
+}
+
+// fixedResolver resolves every request to the same result.
+type fixedResolver struct{ res resolve.Result }
+
+func (f fixedResolver) Resolve(*http.Request) (resolve.Result, error) { return f.res, nil }
+
 func TestSuspensionThroughTheCacheTakesEffect(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -357,9 +385,15 @@ func TestSuspensionThroughTheCacheTakesEffect(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	cfg := middleware.Config{Resolver: resolve.Header{Lookup: b.cache}, Registerer: b.reg}
+	cfg := middleware.Config{Resolver: resolve.Header{Lookup: b.cache}, Metrics: b.metrics}
 	h1 := middleware.New(cfg)(tenantEcho)
-	h2 := middleware.New(cfg)(tenantEcho) // shares the registered counter
+	// Metrics of their own, on the same registry: they share the counter.
+	m2, err := promtenancy.New(promtenancy.Config{Registerer: b.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Metrics = m2
+	h2 := middleware.New(cfg)(tenantEcho)
 	for _, c := range []struct {
 		h http.Handler
 		v string

@@ -1,13 +1,3 @@
-// Package migrate applies one migration set to every target a tenant
-// isolation strategy implies: the shared tables once for row-level security,
-// each tenant's schema, database or SQLite file, or all of those for hybrid
-// isolation. pressly/goose applies the migrations and keeps a version table in
-// each target; a journal records each target's outcome, so that a run with
-// nothing to do reads one table and opens no connection per tenant.
-//
-// One target's failure never stops the others: it is reported with its error
-// and retried by the next run. A lock per target, held in the journal's
-// database, lets two runs start at once safely.
 package migrate
 
 import (
@@ -456,8 +446,10 @@ func (r *Runner) Status(ctx context.Context) (*Report, error) {
 	return report, nil
 }
 
+var _ tenancy.Component = (*Runner)(nil)
+
 // Forget drops the journal records of t's targets, for a purged tenant
-// whose identifier may be reused.
+// whose identifier may be reused. It implements tenancy.Component.
 func (r *Runner) Forget(ctx context.Context, t *tenancy.Tenant) error {
 	targets, err := r.cfg.Targets.Targets([]*tenancy.Tenant{t})
 	if err != nil {
@@ -469,4 +461,30 @@ func (r *Runner) Forget(ctx context.Context, t *tenancy.Tenant) error {
 		}
 	}
 	return nil
+}
+
+// Residue implements tenancy.Component: it names the journal records left
+// of t, under the keys of its own targets or carrying its ID. The records
+// of shared targets (the tables of row-level security) belong to no tenant.
+func (r *Runner) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
+	targets, err := r.cfg.Targets.Targets([]*tenancy.Tenant{t})
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	own := make(map[string]bool)
+	for _, tg := range ownTargets(targets) {
+		own[tg.Key] = true
+	}
+	records, err := r.cfg.Journal.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for key, rec := range records {
+		if own[key] || rec.TenantID == t.ID {
+			left = append(left, "migration journal record "+key)
+		}
+	}
+	slices.Sort(left)
+	return left, nil
 }

@@ -463,3 +463,41 @@ func pgErrCode(err error) string {
 	}
 	return ""
 }
+
+// TestForgetAndResidue: Residue names a tenant's journal records, and only
+// its own; after Forget there are none.
+func TestForgetAndResidue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := sqlite.New(sqlite.Config{Dir: dir})
+	must(t, err)
+	t.Cleanup(p.Close)
+	jdb, err := p.Open(dir + "/_journal.db")
+	must(t, err)
+	t.Cleanup(func() { _ = jdb.Close() })
+	journal, err := migrate.NewSQLiteJournal(ctx, jdb)
+	must(t, err)
+	store := memstore.New()
+	gone, err := store.Create(ctx, &tenancy.Tenant{Identifier: "gone", Name: "Gone"})
+	must(t, err)
+	keep, err := store.Create(ctx, &tenancy.Tenant{Identifier: "keep", Name: "Keep"})
+	must(t, err)
+	r := runner(t, sqliteMigrations(1), p, store, journal)
+	_, err = r.Up(ctx, migrate.Options{})
+	must(t, err)
+
+	left, err := r.Residue(ctx, gone)
+	must(t, err)
+	if len(left) != 1 || !strings.HasPrefix(left[0], "migration journal record ") || !strings.Contains(left[0], "gone") {
+		t.Fatalf("Residue = %q, want the one record of gone", left)
+	}
+	must(t, r.Forget(ctx, gone))
+	if left, err := r.Residue(ctx, gone); err != nil || len(left) != 0 {
+		t.Fatalf("after Forget: %q, %v", left, err)
+	}
+	if left, err := r.Residue(ctx, keep); err != nil || len(left) != 1 {
+		t.Fatalf("the other tenant's record: %q, %v", left, err)
+	}
+	must(t, r.Forget(ctx, gone)) // twice is fine
+}

@@ -6,12 +6,15 @@ import (
 	"strings"
 
 	"github.com/go-tenancy/tenancy"
-	"github.com/go-tenancy/tenancy/jwtauth"
 )
 
 // TokenVerifier verifies a bearer token. *jwtauth.Verifier implements it.
 type TokenVerifier interface {
-	Verify(token string) (jwtauth.Claims, error)
+	// VerifyTenant verifies token and returns the tenant identifier it
+	// names and its verified claims, which JWT returns in Result.Claims
+	// without looking at them. A token that fails verification is an error
+	// wrapping tenancy.ErrUnauthenticated.
+	VerifyTenant(token string) (identifier string, claims any, err error)
 }
 
 var (
@@ -61,21 +64,21 @@ func (j JWT) Resolve(r *http.Request) (Result, error) {
 		}
 		return Result{}, errTokenMissing
 	}
-	claims, err := j.Verifier.Verify(token)
+	ident, claims, err := j.Verifier.VerifyTenant(token)
 	if err != nil {
 		return Result{}, fmt.Errorf("resolve: %w", err)
 	}
 	// The verifier validates the claim; check again so that a custom
 	// TokenVerifier cannot hand the Lookup anything else.
-	if tenancy.ValidateIdentifier(claims.Tenant) != nil {
+	if tenancy.ValidateIdentifier(ident) != nil {
 		return Result{}, fmt.Errorf("resolve: token tenant claim: %w", tenancy.ErrUnauthenticated)
 	}
-	t, err := j.Lookup.GetByIdentifier(r.Context(), claims.Tenant)
+	t, err := j.Lookup.GetByIdentifier(r.Context(), ident)
 	res, err := found(SourceJWT, t, err)
 	if err != nil {
 		return Result{}, err
 	}
-	res.Claims = &claims
+	res.Claims = claims
 	return res, nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/go-tenancy/tenancy"
-	"github.com/go-tenancy/tenancy/jwtauth"
 )
 
 // Lookup finds tenants by identifier or domain. tenancy.Store satisfies it,
@@ -43,8 +42,13 @@ type Result struct {
 	// RawPath is the escaped form of Path when the request carried one
 	// (url.URL.RawPath); empty otherwise.
 	RawPath string
-	// Claims are the verified token claims when a JWT resolver took part.
-	Claims *jwtauth.Claims
+	// Claims are what the credential that named the tenant says about the
+	// caller, when a resolver verified one: for JWT, a *jwtauth.Claims. The
+	// value is opaque to this package and to the middleware, which puts it
+	// in the request context (tenancy.WithClaims) for the package that made
+	// it to read back typed (jwtauth.ClaimsFromContext). Nil when no
+	// resolver verified a credential.
+	Claims any
 }
 
 // Resolver finds the tenant of a request.

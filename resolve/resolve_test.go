@@ -362,7 +362,8 @@ func TestJWT(t *testing.T) {
 				}
 				return
 			}
-			if res.Source != resolve.SourceJWT || res.Claims == nil || res.Claims.Tenant != res.Tenant.Identifier || res.Claims.Subject != "user-1" {
+			claims, ok := res.Claims.(*jwtauth.Claims)
+			if res.Source != resolve.SourceJWT || !ok || claims.Tenant != res.Tenant.Identifier || claims.Subject != "user-1" {
 				t.Errorf("Result = %+v", res)
 			}
 		})

@@ -1,17 +1,3 @@
-// Command server is the HTTP server the load harness (package bench, one
-// directory up) measures. One binary serves every mode, with the same
-// handlers; only the data path differs:
-//
-//	baseline  raw pgx, WHERE tenant_id = $1, the tenant found in a map; no tenancy package
-//	tx        tenancy middleware, then BEGIN; set the tenant; query; COMMIT (how other libraries do it)
-//	rls       tenancy middleware, isolation/postgres RLS (one pipelined round trip per statement)
-//	schema    tenancy middleware, isolation/postgres Schema
-//	hybrid    tenancy middleware, isolation.Hybrid: starters under RLS, enterprise tenants in schemas
-//	sqlite    tenancy middleware, isolation/sqlite: a file per tenant
-//
-// The harness starts one process per mode, so that each mode's memory is its
-// own. On start the server prints one line, "listening http=ADDR debug=ADDR",
-// and serves net/http/pprof on the debug address.
 package main
 
 import (

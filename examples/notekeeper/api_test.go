@@ -15,6 +15,7 @@ import (
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/limit"
 	"github.com/go-tenancy/tenancy/problem"
+	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/go-tenancy/tenancy/store/cache"
 	"github.com/go-tenancy/tenancy/store/memstore"
 )
@@ -68,12 +69,17 @@ func newHandlerFixture(t *testing.T, configure ...func(*handlerConfig)) *handler
 	f := &handlerFixture{notes: newFakeNotes(), logs: &syncBuffer{}}
 	logger := slog.New(tenancy.NewLogHandler(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	reg := newRegistry()
-	f.tenants = cache.New(mem, cache.Config{Registerer: reg, Logger: logger})
+	metrics, err := promtenancy.New(promtenancy.Config{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.tenants = cache.New(mem, cache.Config{Metrics: metrics, Logger: logger})
 	t.Cleanup(func() { _ = f.tenants.Close() })
 	cfg := handlerConfig{
 		Notes:    f.notes,
 		Tenants:  f.tenants,
 		Registry: reg,
+		Metrics:  metrics,
 		Logger:   logger,
 		Ready: func(context.Context) error {
 			f.mu.Lock()

@@ -17,6 +17,8 @@ import (
 	"github.com/go-tenancy/tenancy/lifecycle"
 	"github.com/go-tenancy/tenancy/limit"
 	"github.com/go-tenancy/tenancy/migrate"
+	"github.com/go-tenancy/tenancy/promtenancy"
+	"github.com/go-tenancy/tenancy/redislog"
 	"github.com/go-tenancy/tenancy/store/cache"
 	"github.com/go-tenancy/tenancy/store/memstore"
 	"github.com/go-tenancy/tenancy/store/pgstore"
@@ -24,7 +26,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -80,8 +81,9 @@ type backend struct {
 type backendOptions struct {
 	// Logger receives the library's log lines. Required.
 	Logger *slog.Logger
-	// Registerer receives the library's metrics. Nil: not registered.
-	Registerer prometheus.Registerer
+	// Metrics counts the cache's lookups and the limiter's decisions. Nil:
+	// nothing is counted.
+	Metrics *promtenancy.Metrics
 	// MigrateConcurrency is how many targets migrate at once. Zero: the
 	// migrate package's default (4).
 	MigrateConcurrency int
@@ -89,7 +91,7 @@ type backendOptions struct {
 
 // openBackend connects everything cfg names.
 func openBackend(ctx context.Context, cfg Config, opts backendOptions) (_ *backend, err error) {
-	logger, reg := opts.Logger, opts.Registerer
+	logger := opts.Logger
 	b := &backend{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
@@ -127,27 +129,30 @@ func openBackend(ctx context.Context, cfg Config, opts backendOptions) (_ *backe
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, time.Second, time.Second
 		opts.MaxRetries = 1
 		opts.ContextTimeoutEnabled = true
+		// go-redis's own lines (a lost subscription, say) go to our logger,
+		// not to stderr in another format. This is process-wide.
+		redislog.Use(logger)
 		rdb = redis.NewClient(opts)
 		b.closers = append(b.closers, func() { _ = rdb.Close() })
 	} else if cfg.TenantStore == storeDB {
 		ttl = noRedisTTL
 	}
 	b.tenants = cache.New(store, cache.Config{
-		TTL:        ttl,
-		Redis:      redisOrNil(rdb),
-		Prefix:     cfg.RedisPrefix,
-		Logger:     logger,
-		Registerer: reg,
+		TTL:     ttl,
+		Redis:   redisOrNil(rdb),
+		Prefix:  cfg.RedisPrefix,
+		Logger:  logger,
+		Metrics: opts.Metrics,
 	})
 	b.closers = append(b.closers, func() { _ = b.tenants.Close() })
 
 	if cfg.RateLimitPerMinute > 0 {
 		b.limiter = limit.New(limit.Config{
-			Default:    limit.Rate{Limit: cfg.RateLimitPerMinute, Period: time.Minute},
-			Redis:      redisOrNil(rdb),
-			Prefix:     cfg.RedisPrefix + "ratelimit:",
-			Logger:     logger,
-			Registerer: reg,
+			Default: limit.Rate{Limit: cfg.RateLimitPerMinute, Period: time.Minute},
+			Redis:   redisOrNil(rdb),
+			Prefix:  cfg.RedisPrefix + "ratelimit:",
+			Logger:  logger,
+			Metrics: opts.Metrics,
 		})
 	}
 
@@ -170,20 +175,20 @@ func openBackend(ctx context.Context, cfg Config, opts backendOptions) (_ *backe
 	if err != nil {
 		return nil, err
 	}
-	lc := lifecycle.Config{
-		Store:     b.tenants,
-		Provider:  admin,
-		Migrator:  b.migrator,
-		CacheKeys: b.tenants.Keys,
-		Logger:    logger,
-	}
-	if rdb != nil {
-		lc.Redis = rdb
-	}
+	// A purge asks each of these to forget the tenant, then checks that
+	// none holds anything of it; the migrator is one without being listed.
+	components := []tenancy.Component{b.tenants}
 	if b.limiter != nil {
-		lc.RateLimits = b.limiter
+		components = append(components, b.limiter)
 	}
-	if b.lifecycle, err = lifecycle.New(lc); err != nil {
+	b.lifecycle, err = lifecycle.New(lifecycle.Config{
+		Store:      b.tenants,
+		Provider:   admin,
+		Migrator:   b.migrator,
+		Components: components,
+		Logger:     logger,
+	})
+	if err != nil {
 		return nil, err
 	}
 	if b.notes, err = NewSQLNotes(provider); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/go-tenancy/tenancy/limit"
 	"github.com/go-tenancy/tenancy/middleware"
 	"github.com/go-tenancy/tenancy/problem"
+	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/go-tenancy/tenancy/resolve"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,9 +30,11 @@ type handlerConfig struct {
 	Ready func(context.Context) error
 	// Limiter limits request rates per tenant. Nil: no limit.
 	Limiter *limit.Limiter
-	// Registry receives the tenancy middleware's metrics and is served on
-	// /metrics. Default: a new registry.
+	// Registry is served on /metrics. Default: a new registry.
 	Registry *prometheus.Registry
+	// Metrics counts the tenancy middleware's resolutions; it should count
+	// into Registry. Nil: nothing is counted.
+	Metrics *promtenancy.Metrics
 	// Logger logs requests and failures. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -66,7 +69,7 @@ func newHandler(cfg handlerConfig) http.Handler {
 		Resolver:    resolve.Header{Lookup: cfg.Tenants},
 		PublicPaths: publicPaths,
 		Logger:      cfg.Logger,
-		Registerer:  cfg.Registry,
+		Metrics:     cfg.Metrics,
 	})(h)
 	h = accessLog(cfg.Logger, h)
 	return recoverPanics(cfg.Logger, h)

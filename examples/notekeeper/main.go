@@ -1,12 +1,3 @@
-// Command notekeeper is Example 01 of the tenancy toolkit: a note-taking
-// service whose tenants are named by the X-Tenant-ID header, isolated by
-// PostgreSQL row-level security in one shared table or, with no database
-// configured, by an embedded SQLite file per tenant.
-//
-//	go run ./examples/notekeeper                    # serve on :8000
-//	go run ./examples/notekeeper tenants list       # admin subcommands
-//
-// See README.md for the configuration.
 package main
 
 import (
@@ -25,6 +16,7 @@ import (
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/admin"
+	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -103,7 +95,11 @@ const shutdownTimeout = 10 * time.Second
 // serve runs the service until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	reg := newRegistry()
-	b, err := openBackend(ctx, cfg, backendOptions{Logger: logger, Registerer: reg})
+	metrics, err := promtenancy.New(promtenancy.Config{Registerer: reg})
+	if err != nil {
+		return err
+	}
+	b, err := openBackend(ctx, cfg, backendOptions{Logger: logger, Metrics: metrics})
 	if err != nil {
 		return err
 	}
@@ -128,6 +124,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			},
 			Limiter:  b.limiter,
 			Registry: reg,
+			Metrics:  metrics,
 			Logger:   logger,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,

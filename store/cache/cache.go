@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/maypok86/otter/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 )
@@ -70,10 +69,9 @@ type Config struct {
 	// of the ones left out) and recoveries. Default slog.Default(), so that an
 	// outage is visible without configuration.
 	Logger *slog.Logger
-	// Registerer registers the metrics tenancy_cache_requests_total and
-	// tenancy_cache_errors_total. Nil means they are not registered. Several
-	// caches may share one registry: they then share the counters.
-	Registerer prometheus.Registerer
+	// Metrics counts lookups and failures; promtenancy.Metrics counts them
+	// in Prometheus. Default nil: nothing is counted.
+	Metrics Metrics
 }
 
 // Store is a tenancy.Store that caches lookups of the store it wraps. It is
@@ -87,7 +85,7 @@ type Store struct {
 	negativeTTL time.Duration
 	loadTimeout time.Duration
 	logger      *slog.Logger
-	m           *metrics
+	metrics     Metrics
 	flight      singleflight.Group
 	prefix      string
 	closeOnce   sync.Once
@@ -118,11 +116,14 @@ func New(store tenancy.Store, cfg Config) *Store {
 		negativeTTL: positive(cfg.NegativeTTL, DefaultNegativeTTL),
 		loadTimeout: positive(cfg.LoadTimeout, DefaultLoadTimeout),
 		logger:      cfg.Logger,
+		metrics:     cfg.Metrics,
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
-	s.m = newMetrics(cfg.Registerer, s.logger)
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
+	}
 	s.clock = otter.NewCoarseClock(clockResolution)
 	s.l1 = otter.Must(&otter.Options[key, *tenancy.Tenant]{
 		MaximumSize: positive(cfg.Size, DefaultSize),
@@ -210,13 +211,13 @@ func (s *Store) GetByDomain(ctx context.Context, domain string) (*tenancy.Tenant
 func (s *Store) get(ctx context.Context, k key) (*tenancy.Tenant, error) {
 	if t, ok := s.l1.GetIfPresent(k); ok {
 		if t == nil {
-			s.m.l1Negative.Inc()
+			s.metrics.CacheLookup(ctx, LevelL1, ResultNegativeHit)
 			return nil, tenancy.ErrTenantNotFound
 		}
-		s.m.l1Hit.Inc()
+		s.metrics.CacheLookup(ctx, LevelL1, ResultHit)
 		return t, nil
 	}
-	s.m.l1Miss.Inc()
+	s.metrics.CacheLookup(ctx, LevelL1, ResultMiss)
 	return s.load(ctx, k)
 }
 

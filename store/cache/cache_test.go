@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestReadThroughCachesEachKey(t *testing.T) {
@@ -108,7 +107,7 @@ func TestNotFoundIsCachedForNegativeTTL(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		st := newCountingStore()
-		c := New(st, Config{Registerer: prometheus.NewRegistry()})
+		c := New(st, Config{})
 		defer c.Close()
 		ctx := t.Context()
 
@@ -153,7 +152,7 @@ func TestFoundTenantExpiresAfterTTL(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := newCountingStore()
 		tn := createTenant(t, st, "acme")
-		c := New(st, Config{Registerer: prometheus.NewRegistry()})
+		c := New(st, Config{})
 		defer c.Close()
 
 		if got := status(c, "acme"); got != "active" {
@@ -179,7 +178,7 @@ func TestConfiguredTTLs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := newCountingStore()
 		createTenant(t, st, "acme")
-		c := New(st, Config{TTL: time.Minute, NegativeTTL: 10 * time.Second, Registerer: prometheus.NewRegistry()})
+		c := New(st, Config{TTL: time.Minute, NegativeTTL: 10 * time.Second})
 		defer c.Close()
 		_, _ = c.GetByIdentifier(t.Context(), "acme")
 		_, _ = c.GetByIdentifier(t.Context(), "nobody")
@@ -508,37 +507,27 @@ func TestRedisKeyWithoutTenantPanics(t *testing.T) {
 	}
 }
 
-func TestMetricsShareOneRegistry(t *testing.T) {
+// TestMetricsCountEveryLookup: each lookup reports its L1 result, and
+// only misses report an L2 result.
+func TestMetricsCountEveryLookup(t *testing.T) {
 	t.Parallel()
-	reg := prometheus.NewRegistry()
 	st := newCountingStore()
 	createTenant(t, st, "acme")
-	a, _ := newCache(t, st, Config{Registerer: reg})
-	b, _ := newCache(t, st, Config{Registerer: reg}) // must not panic
+	c, m := newCache(t, st, Config{})
 	ctx := t.Context()
-	_, _ = a.GetByIdentifier(ctx, "acme")
-	_, _ = a.GetByIdentifier(ctx, "acme")
-	_, _ = b.GetByIdentifier(ctx, "nobody")
-	_, _ = b.GetByIdentifier(ctx, "nobody")
+	_, _ = c.GetByIdentifier(ctx, "acme")
+	_, _ = c.GetByIdentifier(ctx, "acme")
+	_, _ = c.GetByIdentifier(ctx, "nobody")
+	_, _ = c.GetByIdentifier(ctx, "nobody")
 	for _, tt := range []struct {
-		result string
-		want   float64
-	}{{"hit", 1}, {"miss", 2}, {"negative_hit", 1}} {
-		if got := requests(t, reg, "l1", tt.result); got != tt.want {
-			t.Errorf("l1 %s = %v, want %v", tt.result, got, tt.want)
-		}
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() != "level" && lp.GetName() != "result" && lp.GetName() != "op" {
-					t.Errorf("%s has label %s: metrics are never labelled by tenant", mf.GetName(), lp.GetName())
-				}
-			}
+		level, result string
+		want          float64
+	}{
+		{LevelL1, ResultHit, 1}, {LevelL1, ResultMiss, 2}, {LevelL1, ResultNegativeHit, 1},
+		{LevelL2, ResultHit, 0}, {LevelL2, ResultMiss, 0}, // no Redis
+	} {
+		if got := requests(t, m, tt.level, tt.result); got != tt.want {
+			t.Errorf("%s %s = %v, want %v", tt.level, tt.result, got, tt.want)
 		}
 	}
 }

@@ -26,4 +26,9 @@
 // this uses a generation counter and a Lua script that touches the counter
 // and the entry's key; on Redis Cluster, put a hash tag in the prefix (for
 // example "{tenancy}:") so that all keys of the cache share one slot.
+//
+// A Store is also a tenancy.Component: list it in lifecycle.Config.Components
+// and purging a tenant drops its entries everywhere, then checks this
+// instance's L1 and Redis for any left. Lookups and failures are reported to
+// Config.Metrics (promtenancy.Metrics counts them in Prometheus).
 package cache

@@ -4,13 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/store/memstore"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // countingStore is a real memstore that counts the lookups reaching it.
@@ -60,13 +60,39 @@ func (c *countingStore) GetByDomain(ctx context.Context, domain string) (*tenanc
 	return c.after(c.Store.GetByDomain(ctx, domain))
 }
 
-// newCache returns a cache over st, closed when t ends, with its own metrics
-// registry.
-func newCache(t testing.TB, st tenancy.Store, cfg Config) (*Store, *prometheus.Registry) {
+// countingMetrics counts the Metrics calls of a cache.
+type countingMetrics struct {
+	mu      sync.Mutex
+	lookups map[[2]string]float64
+	errs    map[string]float64
+}
+
+func newCountingMetrics() *countingMetrics {
+	return &countingMetrics{lookups: make(map[[2]string]float64), errs: make(map[string]float64)}
+}
+
+func (m *countingMetrics) CacheLookup(_ context.Context, level, result string) {
+	m.mu.Lock()
+	m.lookups[[2]string{level, result}]++
+	m.mu.Unlock()
+}
+
+func (m *countingMetrics) CacheError(_ context.Context, op string) {
+	m.mu.Lock()
+	m.errs[op]++
+	m.mu.Unlock()
+}
+
+// allOps are the operations a cache reports failures of.
+var allOps = []string{OpGet, OpSet, OpInvalidate, OpPing, OpDecode, OpMessage}
+
+// newCache returns a cache over st, closed when t ends, with metrics of its
+// own.
+func newCache(t testing.TB, st tenancy.Store, cfg Config) (*Store, *countingMetrics) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	if cfg.Registerer == nil {
-		cfg.Registerer = reg
+	m := newCountingMetrics()
+	if cfg.Metrics == nil {
+		cfg.Metrics = m
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
@@ -77,7 +103,7 @@ func newCache(t testing.TB, st tenancy.Store, cfg Config) (*Store, *prometheus.R
 			t.Errorf("close cache: %v", err)
 		}
 	})
-	return c, reg
+	return c, m
 }
 
 // createTenant creates an active tenant in st, bypassing any cache.
@@ -95,39 +121,20 @@ func createTenant(t testing.TB, st tenancy.Store, identifier string, domains ...
 	return tn
 }
 
-// counterValue returns the value of a counter with the given labels in reg,
-// or 0 if there is none.
-func counterValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+// requests returns how many lookups at level had result.
+func requests(t testing.TB, m *countingMetrics, level, result string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather metrics: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
-					continue metric
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lookups[[2]string{level, result}]
 }
 
-func requests(t testing.TB, reg *prometheus.Registry, level, result string) float64 {
+// errorCount returns how many failures of op were reported.
+func errorCount(t testing.TB, m *countingMetrics, op string) float64 {
 	t.Helper()
-	return counterValue(t, reg, "tenancy_cache_requests_total", map[string]string{"level": level, "result": result})
-}
-
-func errorCount(t testing.TB, reg *prometheus.Registry, op string) float64 {
-	t.Helper()
-	return counterValue(t, reg, "tenancy_cache_errors_total", map[string]string{"op": op})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.errs[op]
 }
 
 // eventually polls cond every 10ms until it holds or within passes, and

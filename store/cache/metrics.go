@@ -1,71 +1,47 @@
 package cache
 
-import (
-	"errors"
-	"log/slog"
+import "context"
 
-	"github.com/prometheus/client_golang/prometheus"
-)
+// Metrics receives the lookups and failures of a Store. It is called on
+// every lookup, so implementations must be safe for concurrent use and
+// cheap: count, never block. The calls carry no tenant: a lookup is counted
+// before its tenant is known.
+type Metrics interface {
+	// CacheLookup is called once per lookup at each level it reaches: level
+	// is LevelL1 or LevelL2, result ResultHit, ResultMiss or, in L1 only,
+	// ResultNegativeHit (a remembered "not found").
+	CacheLookup(ctx context.Context, level, result string)
+	// CacheError is called once per failure, with the operation that failed
+	// (OpGet, OpSet, OpInvalidate, OpPing, OpDecode or OpMessage). A Redis
+	// failure is served from the store: it costs time, never a request.
+	CacheError(ctx context.Context, op string)
+}
 
-// Operations counted in tenancy_cache_errors_total.
+// Cache levels, as passed to Metrics.CacheLookup.
 const (
-	opGet        = "get"        // L2 read
-	opSet        = "set"        // L2 fill
-	opInvalidate = "invalidate" // L2 delete and broadcast
-	opPing       = "ping"       // health probe
-	opDecode     = "decode"     // undecodable or mismatched L2 entry
-	opMessage    = "message"    // undecodable invalidation message
+	LevelL1 = "l1" // the in-process cache
+	LevelL2 = "l2" // Redis
 )
 
-var errorOps = []string{opGet, opSet, opInvalidate, opPing, opDecode, opMessage}
+// Lookup results, as passed to Metrics.CacheLookup.
+const (
+	ResultHit         = "hit"
+	ResultMiss        = "miss"
+	ResultNegativeHit = "negative_hit"
+)
 
-// metrics holds the counters, resolved once so that the hot path only adds.
-type metrics struct {
-	l1Hit, l1Miss, l1Negative prometheus.Counter
-	l2Hit, l2Miss             prometheus.Counter
-	errors                    map[string]prometheus.Counter
-}
+// Operations, as passed to Metrics.CacheError.
+const (
+	OpGet        = "get"        // L2 read
+	OpSet        = "set"        // L2 fill
+	OpInvalidate = "invalidate" // L2 delete and broadcast
+	OpPing       = "ping"       // health probe
+	OpDecode     = "decode"     // undecodable or mismatched L2 entry
+	OpMessage    = "message"    // undecodable invalidation message
+)
 
-func newMetrics(reg prometheus.Registerer, logger *slog.Logger) *metrics {
-	requests := register(reg, logger, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tenancy_cache_requests_total",
-		Help: "Tenant cache lookups by level (l1, l2) and result (hit, miss, negative_hit).",
-	}, []string{"level", "result"}))
-	errs := register(reg, logger, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tenancy_cache_errors_total",
-		Help: "Tenant cache failures by operation; Redis failures fall back to the store.",
-	}, []string{"op"}))
-	m := &metrics{
-		l1Hit:      requests.WithLabelValues("l1", "hit"),
-		l1Miss:     requests.WithLabelValues("l1", "miss"),
-		l1Negative: requests.WithLabelValues("l1", "negative_hit"),
-		l2Hit:      requests.WithLabelValues("l2", "hit"),
-		l2Miss:     requests.WithLabelValues("l2", "miss"),
-		errors:     make(map[string]prometheus.Counter, len(errorOps)),
-	}
-	for _, op := range errorOps {
-		m.errors[op] = errs.WithLabelValues(op)
-	}
-	return m
-}
+// noMetrics counts nothing.
+type noMetrics struct{}
 
-// register registers c with reg, or returns the collector already registered
-// under the same name, so that several caches can share one registry.
-func register(reg prometheus.Registerer, logger *slog.Logger, c *prometheus.CounterVec) *prometheus.CounterVec {
-	if reg == nil {
-		return c
-	}
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-			return existing
-		}
-	}
-	// A conflicting metric of another shape: count anyway, unexported.
-	logger.Warn("tenancy cache: metrics not registered", slog.Any("error", err))
-	return c
-}
+func (noMetrics) CacheLookup(context.Context, string, string) {}
+func (noMetrics) CacheError(context.Context, string)          {}

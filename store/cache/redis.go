@@ -179,7 +179,7 @@ func (r *redisLevel) failed(ctx context.Context, op string, err error) {
 		// The caller gave up; that says nothing about Redis.
 		return
 	}
-	r.s.m.errors[op].Inc()
+	r.s.metrics.CacheError(ctx, op)
 	r.openUntil.Store(time.Now().Add(breakerWait).UnixNano())
 	if !r.degraded.Swap(true) {
 		r.s.flushL1()
@@ -221,21 +221,21 @@ func (r *redisLevel) get(ctx context.Context, k key) (*tenancy.Tenant, fillToken
 	case err == nil:
 		t, err := decodeTenant(b, k)
 		if err == nil {
-			r.s.m.l2Hit.Inc()
+			r.s.metrics.CacheLookup(ctx, LevelL2, ResultHit)
 			return t, fillToken{}
 		}
 		// Treated as a miss: the fill below overwrites the entry.
-		r.s.m.errors[opDecode].Inc()
-		r.logError("tenancy cache: bad entry in redis", opDecode, err)
+		r.s.metrics.CacheError(ctx, OpDecode)
+		r.logError("tenancy cache: bad entry in redis", OpDecode, err)
 	case errors.Is(err, redis.Nil):
 	default:
-		r.failed(ctx, opGet, err)
+		r.failed(ctx, OpGet, err)
 		return nil, fillToken{}
 	}
-	r.s.m.l2Miss.Inc()
+	r.s.metrics.CacheLookup(ctx, LevelL2, ResultMiss)
 	gen, err := r.rdb.Get(ctx, r.genKey).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		r.failed(ctx, opGet, err)
+		r.failed(ctx, OpGet, err)
 		return nil, fillToken{}
 	}
 	return nil, fillToken{gen: gen, ok: true}
@@ -259,13 +259,13 @@ func (r *redisLevel) fill(ctx context.Context, k key, t *tenancy.Tenant, gen str
 	}
 	b, err := json.Marshal(t)
 	if err != nil {
-		r.s.m.errors[opSet].Inc()
-		r.logError("tenancy cache: cannot encode tenant", opSet, err)
+		r.s.metrics.CacheError(ctx, OpSet)
+		r.logError("tenancy cache: cannot encode tenant", OpSet, err)
 		return
 	}
 	err = fillScript.Run(ctx, r.rdb, []string{r.genKey, r.s.redisKey(k)}, gen, b, r.ttl.Milliseconds()).Err()
 	if err != nil {
-		r.failed(ctx, opSet, err)
+		r.failed(ctx, OpSet, err)
 	}
 }
 
@@ -287,7 +287,7 @@ func (r *redisLevel) invalidate(ctx context.Context, keys []key) error {
 	}
 	if err := r.publish(ctx, p); err != nil {
 		r.addPending(p)
-		r.failed(ctx, opInvalidate, err)
+		r.failed(ctx, OpInvalidate, err)
 		return fmt.Errorf("cache: invalidate in redis (queued for retry): %w", err)
 	}
 	return nil
@@ -317,7 +317,7 @@ func (r *redisLevel) addPending(p pendingInvalidation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.pending[id]; !ok && len(r.pending) >= maxPending {
-		r.logError("tenancy cache: too many invalidations waiting for redis, dropping one", opInvalidate, errRedisUnavailable)
+		r.logError("tenancy cache: too many invalidations waiting for redis, dropping one", OpInvalidate, errRedisUnavailable)
 		return
 	}
 	r.pending[id] = p
@@ -343,7 +343,7 @@ func (r *redisLevel) replay(ctx context.Context) {
 		r.mu.Unlock()
 	}
 	if err != nil {
-		r.failed(ctx, opInvalidate, err)
+		r.failed(ctx, OpInvalidate, err)
 	}
 }
 
@@ -364,7 +364,7 @@ func (r *redisLevel) probe() {
 		err := r.rdb.Ping(ctx).Err()
 		cancel()
 		if err != nil {
-			r.failed(r.ctx, opPing, err)
+			r.failed(r.ctx, OpPing, err)
 			continue
 		}
 		r.recovered()
@@ -404,8 +404,8 @@ func (r *redisLevel) onMessage(payload string) {
 	var m message
 	if err := json.Unmarshal([]byte(payload), &m); err != nil {
 		// Something changed, but we cannot tell what: drop everything.
-		r.s.m.errors[opMessage].Inc()
-		r.logError("tenancy cache: bad invalidation message, flushing L1", opMessage, err)
+		r.s.metrics.CacheError(r.ctx, OpMessage)
+		r.logError("tenancy cache: bad invalidation message, flushing L1", OpMessage, err)
 		r.s.flushL1()
 		return
 	}

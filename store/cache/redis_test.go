@@ -284,7 +284,7 @@ func TestBadRedisEntryIsNotServed(t *testing.T) {
 		if err != nil || got.Identifier != "acme" {
 			t.Fatalf("case %d: got %v, %v; want acme from the store", i, got, err)
 		}
-		if n := errorCount(t, reg, opDecode); n != float64(i+1) {
+		if n := errorCount(t, reg, OpDecode); n != float64(i+1) {
 			t.Errorf("case %d: decode errors = %v, want %d", i, n, i+1)
 		}
 	}
@@ -315,7 +315,7 @@ func TestBadMessageFlushesL1(t *testing.T) {
 		_, _ = c.GetByIdentifier(ctx, "acme")
 		return st.byIdent.Load() == 2
 	})
-	if n := errorCount(t, reg, opMessage); n != 1 {
+	if n := errorCount(t, reg, OpMessage); n != 1 {
 		t.Errorf("message errors = %v, want 1", n)
 	}
 }
@@ -382,7 +382,7 @@ func TestResubscribeFlushesL1(t *testing.T) {
 	if got := status(c, "acme"); got != "suspended" {
 		t.Errorf("after resubscribing: %s, want suspended", got)
 	}
-	for _, op := range errorOps {
+	for _, op := range allOps {
 		if n := errorCount(t, reg, op); n != 0 {
 			t.Errorf("%s errors = %v: the flush must come from the resubscription", op, n)
 		}
@@ -419,17 +419,17 @@ func TestRedisOutage(t *testing.T) {
 	if _, err := a.SetStatus(ctx, tn.ID, tenancy.StatusSuspended, "unpaid"); err != nil {
 		t.Fatalf("write during the outage: %v", err)
 	}
-	if n := errorCount(t, regA, opGet) + errorCount(t, regA, opInvalidate); n < 1 {
+	if n := errorCount(t, regA, OpGet) + errorCount(t, regA, OpInvalidate); n < 1 {
 		t.Errorf("errors counted during the outage = %v, want at least 1", n)
 	}
 	// The breaker spares Redis: many misses cost few failed calls.
-	before := errorCount(t, regA, opGet)
+	before := errorCount(t, regA, OpGet)
 	for i := range 200 {
 		if _, err := a.GetByIdentifier(ctx, fmt.Sprintf("unknown-%d", i)); !errors.Is(err, tenancy.ErrTenantNotFound) {
 			t.Fatalf("lookup during the outage: %v", err)
 		}
 	}
-	if n := errorCount(t, regA, opGet) - before; n > 5 {
+	if n := errorCount(t, regA, OpGet) - before; n > 5 {
 		t.Errorf("200 misses made %v failed Redis reads, want a handful", n)
 	}
 	// One line per logInterval, not one per request.

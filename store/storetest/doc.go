@@ -13,4 +13,10 @@
 // any query, duplicate and field errors, partial updates, domain moves,
 // soft delete and purge, ordered keyset listing, counts, metadata round
 // trips, copy semantics and concurrent creates.
+//
+// Copy semantics are those tenancy.Store documents: a store keeps no
+// reference to its arguments, and a tenant it returned never changes
+// afterwards. Returned tenants may be shared between callers (the cache
+// hands the same one to every request), so the suite never modifies one,
+// and it accepts a store that returns the same pointer twice.
 package storetest

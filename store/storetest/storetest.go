@@ -47,7 +47,8 @@ func Run(t *testing.T, newStore func(t *testing.T) tenancy.Store) {
 		{"ListMaxLimit", testListMaxLimit},
 		{"Count", testCount},
 		{"Metadata", testMetadata},
-		{"ReturnsCopies", testReturnsCopies},
+		{"KeepsNoReferences", testKeepsNoReferences},
+		{"ReturnsSnapshots", testReturnsSnapshots},
 		{"ConcurrentCreateSameIdentifier", testConcurrentCreateSameIdentifier},
 		{"ConcurrentCreateSameDomain", testConcurrentCreateSameDomain},
 	}
@@ -807,31 +808,48 @@ func testMetadata(t *testing.T, s tenancy.Store) {
 	}
 }
 
-func testReturnsCopies(t *testing.T, s tenancy.Store) {
+// testKeepsNoReferences: a store never keeps what a caller passes in, so
+// that changing an argument after the call changes nothing stored.
+func testKeepsNoReferences(t *testing.T, s tenancy.Store) {
 	ctx := t.Context()
 	in := &tenancy.Tenant{
 		Identifier: "acme", Name: "Acme", Domains: []string{"acme.example.com", "b.example.com"},
 		Metadata: map[string]any{"nested": map[string]any{"k": "v"}, "list": []any{"x"}},
 	}
 	orig := create(t, s, in)
-	snapshot := get(t, s, orig.ID)
+	want := get(t, s, orig.ID).Clone()
 
-	// Changing the argument after Create does not reach the store.
 	in.Name = "changed"
 	in.Domains[0] = "evil.example.com"
 	in.Metadata["nested"].(map[string]any)["k"] = "changed"
+	in.Metadata["list"].([]any)[0] = "y"
+	equalTenant(t, get(t, s, orig.ID), want)
 
-	scribble := func(tn *tenancy.Tenant) {
-		tn.Name = "scribbled"
-		tn.Status = tenancy.StatusSuspended
-		tn.Domains[0] = "evil.example.com"
-		tn.Domains = append(tn.Domains, "more.example.com")
-		tn.Metadata["nested"].(map[string]any)["k"] = "scribbled"
-		tn.Metadata["list"].([]any)[0] = "y"
-		tn.Metadata["added"] = true
+	domains := []string{"new.example.com"}
+	meta := map[string]any{"nested": map[string]any{"k": "v2"}}
+	updated, err := s.Update(ctx, orig.ID, tenancy.Update{Domains: &domains, Metadata: meta})
+	if err != nil {
+		t.Fatal(err)
 	}
-	scribble(orig)
-	found := []*tenancy.Tenant{get(t, s, snapshot.ID)}
+	want = updated.Clone()
+	domains[0] = "evil.example.com"
+	meta["nested"].(map[string]any)["k"] = "changed"
+	meta["added"] = true
+	equalTenant(t, get(t, s, orig.ID), want)
+	_, err = s.GetByDomain(ctx, "evil.example.com")
+	wantIs(t, "domain written into an argument after the call", err, tenancy.ErrTenantNotFound)
+}
+
+// testReturnsSnapshots: a tenant a store returned never changes afterwards;
+// a write stores a new value. (Returned tenants may be shared between
+// callers, so the suite, like any caller, never modifies one.)
+func testReturnsSnapshots(t *testing.T, s tenancy.Store) {
+	ctx := t.Context()
+	orig := create(t, s, &tenancy.Tenant{
+		Identifier: "acme", Name: "Acme", Tier: "starter", Domains: []string{"acme.example.com"},
+		Metadata: map[string]any{"nested": map[string]any{"k": "v"}},
+	})
+	byID := get(t, s, orig.ID)
 	byIdent, err := s.GetByIdentifier(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
@@ -840,26 +858,39 @@ func testReturnsCopies(t *testing.T, s tenancy.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	found = append(found, byIdent, byDomain, list(t, s, tenancy.ListParams{})[0])
-	for _, tn := range found {
-		scribble(tn)
+	listed := list(t, s, tenancy.ListParams{})[0]
+	held := map[string]*tenancy.Tenant{"Create": orig, "Get": byID, "GetByIdentifier": byIdent, "GetByDomain": byDomain, "List": listed}
+	want := make(map[string]*tenancy.Tenant, len(held))
+	for name, tn := range held {
+		want[name] = tn.Clone()
 	}
-	updated, err := s.Update(ctx, snapshot.ID, tenancy.Update{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scribble(updated)
-	status, err := s.SetStatus(ctx, snapshot.ID, tenancy.StatusActive, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	scribble(status)
 
-	got := get(t, s, snapshot.ID)
-	snapshot.UpdatedAt = got.UpdatedAt
-	equalTenant(t, got, snapshot)
-	_, err = s.GetByDomain(ctx, "evil.example.com")
-	wantIs(t, "domain written into a returned copy", err, tenancy.ErrTenantNotFound)
+	tick()
+	domains := []string{"other.example.com"}
+	updated, err := s.Update(ctx, orig.ID, tenancy.Update{
+		Name: ptr("Acme Corp"), Tier: ptr("enterprise"), Domains: &domains,
+		Metadata: map[string]any{"nested": map[string]any{"k": "v2"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held["Update"], want["Update"] = updated, updated.Clone()
+	if _, err := s.SetStatus(ctx, orig.ID, tenancy.StatusSuspended, "unpaid"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, orig.ID); err != nil {
+		t.Fatal(err)
+	}
+	for name, tn := range held {
+		equalTenant(t, tn, want[name])
+		if t.Failed() {
+			t.Fatalf("the tenant %s returned changed after later writes", name)
+		}
+	}
+	// The writes did happen.
+	if got := get(t, s, orig.ID); got.Name != "Acme Corp" || got.Status != tenancy.StatusDeleted {
+		t.Fatalf("after the writes: %+v", got)
+	}
 }
 
 // race runs f from n goroutines released at once and returns their results.
