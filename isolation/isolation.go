@@ -16,7 +16,6 @@ import (
 	"fmt"
 
 	"github.com/go-tenancy/tenancy"
-	"github.com/jackc/pgx/v5"
 )
 
 // Dialect is the SQL dialect a provider speaks.
@@ -43,8 +42,18 @@ func (d Dialect) String() string {
 // errors.Is check serves every dialect.
 var ErrNoRows = sql.ErrNoRows
 
-// ErrUnknownPlacement: a tenant's Placement names no configured server.
-var ErrUnknownPlacement = errors.New("tenant placement names no configured database server")
+// Errors.
+var (
+	// ErrUnknownPlacement: a tenant's Placement names no configured server.
+	ErrUnknownPlacement = errors.New("tenant placement names no configured database server")
+	// ErrTxClosed is returned by every call on a transaction after its
+	// callback returned (or after Commit or Rollback, where the driver's
+	// native transaction is used): nothing is sent. A transaction captured
+	// by a goroutine or a closure can therefore never run a statement
+	// outside its tenant's scope, or inside another tenant's transaction
+	// that now holds the connection.
+	ErrTxClosed = errors.New("isolation: transaction has ended")
+)
 
 // Rows is the result of a query. Call Close when done (it is also closed by a
 // Next that returns false), then check Err.
@@ -71,15 +80,12 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) Row
 }
 
-// Tx is a transaction in one tenant's scope.
+// Tx is a transaction in one tenant's scope. It is valid only until the
+// callback it was passed to returns; every later call returns ErrTxClosed.
+// For the driver's own types (pgx.Tx, *sql.Tx), use the provider package's
+// native access: isolation/postgres.For, isolation/sqlite.Provider.Tx.
 type Tx interface {
 	Querier
-	// Pgx returns the underlying pgx transaction on PostgreSQL, and nil on
-	// SQLite. Statements run on it stay in the tenant's scope.
-	Pgx() pgx.Tx
-	// SQL returns the underlying database/sql transaction on SQLite, and nil
-	// on PostgreSQL.
-	SQL() *sql.Tx
 }
 
 // Provider keeps tenants' data apart. Every method that reaches data takes the
@@ -106,6 +112,29 @@ type Provider interface {
 	// Close releases what the provider opened. Pools passed in by the caller
 	// stay open.
 	Close()
+}
+
+// Router is implemented by providers that delegate each tenant to another
+// provider, such as Hybrid. Driver packages use it to reach the provider
+// that serves a tenant, for native access.
+type Router interface {
+	ProviderFor(t *tenancy.Tenant) (Provider, error)
+}
+
+// Resolve returns the provider that serves t: p itself, or, through any
+// number of Routers, the one p delegates t to.
+func Resolve(p Provider, t *tenancy.Tenant) (Provider, error) {
+	for {
+		r, ok := p.(Router)
+		if !ok {
+			return p, nil
+		}
+		next, err := r.ProviderFor(t)
+		if err != nil {
+			return nil, err
+		}
+		p = next
+	}
 }
 
 // Scoped binds a Provider to one tenant, for code that works for a single

@@ -117,14 +117,19 @@ func RandomName(prefix string) string {
 }
 
 // NewDatabase creates an empty database for t, dropped when t ends, and
-// returns a superuser DSN for it.
+// returns a superuser DSN for it. As the toolkit's setup requires, PUBLIC
+// may not create temporary tables in it.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
 	admin := Admin(t)
 	name := RandomName("tenancy_test_")
 	ctx := context.Background()
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
 		t.Fatalf("create database: %v", err)
+	}
+	if _, err := admin.Exec(ctx, "REVOKE TEMPORARY ON DATABASE "+ident+" FROM PUBLIC"); err != nil {
+		t.Fatalf("revoke temporary: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -38,6 +38,15 @@ const (
 	benchPlainLst = "SELECT id, tenant_id, title, created_at FROM notes_plain WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 20"
 )
 
+// benchNotesDDL is the notes table the benchmarks read: a UUID key and a
+// creation time to list by, as the example apps have.
+var benchNotesDDL = append([]string{`CREATE TABLE notes (
+	id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+	` + postgres.TenantIDColumn + `,
+	title text NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT clock_timestamp())`},
+	postgres.EnableRLS("notes")...)
+
 type benchTenant struct {
 	t   *tenancy.Tenant
 	ids []string
@@ -79,14 +88,14 @@ END $$`)
 	testenv.AdminExec(b, "GRANT tenancy_tenant TO tenancy_app")
 	// The fixture outlives any one benchmark: TestMain drops it.
 	benchDB = testenv.RandomName("tenancy_bench_")
-	mustExecB(b, testenv.Admin(b), "CREATE DATABASE "+benchDB)
+	mustExecB(b, testenv.Admin(b), "CREATE DATABASE "+benchDB, "REVOKE TEMPORARY ON DATABASE "+benchDB+" FROM PUBLIC")
 	super := testenv.WithDatabase(testenv.DatabaseURL(), benchDB)
 	admin, err := pgxpool.New(ctx, super)
 	if err != nil {
 		b.Fatal(err)
 	}
 	benchPools = append(benchPools, admin)
-	mustExecB(b, admin, notesDDL...)
+	mustExecB(b, admin, benchNotesDDL...)
 	mustExecB(b, admin,
 		"CREATE INDEX notes_list_idx ON notes (tenant_id, created_at DESC)",
 		`CREATE TABLE notes_plain (id uuid PRIMARY KEY, tenant_id text NOT NULL, title text NOT NULL, created_at timestamptz NOT NULL)`,
@@ -97,7 +106,7 @@ END $$`)
 	mustExecB(b, admin, "GRANT SELECT ON notes_plain TO "+testenv.AppRole)
 
 	f := &benchFixture{}
-	tenants := newTenants(1000, "")
+	tenants := newTenants(1000)
 	schemaAdmin, err := postgres.NewSchema(ctx, admin, postgres.SchemaConfig{})
 	if err != nil {
 		b.Fatal(err)
@@ -120,11 +129,14 @@ SELECT %s, 'note ' || g, now() - g * interval '1 minute' FROM generate_series(1,
 			b.Fatal(err)
 		}
 		mustExecB(b, tx, "SET LOCAL search_path TO "+pgx.Identifier{name}.Sanitize())
-		mustExecB(b, tx, notesDDL...)
+		mustExecB(b, tx, benchNotesDDL...)
 		mustExecB(b, tx, "CREATE INDEX notes_list_idx ON notes (tenant_id, created_at DESC)")
 		mustExecB(b, tx, fmt.Sprintf(`INSERT INTO notes (tenant_id, title, created_at)
 SELECT %s, 'note ' || g, now() - g * interval '1 minute' FROM generate_series(1, %d) g`, quote(tn.ID), benchNotes))
 		if err := postgres.GrantSchema(ctx, tx, name, postgres.DefaultRole); err != nil {
+			b.Fatal(err)
+		}
+		if err := postgres.SealSchema(ctx, tx, name, tn.ID); err != nil {
 			b.Fatal(err)
 		}
 		if err := tx.Commit(ctx); err != nil {

@@ -3,65 +3,105 @@ package postgres
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/go-tenancy/tenancy/isolation"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // TenantSetting is the configuration parameter that holds the current
-// tenant's ID for the length of one transaction. RLS policies and the
-// tenant_id column default read it.
+// tenant's ID for the length of one transaction. Policies and the tenant
+// column's default read it.
 const TenantSetting = "app.tenant_id"
 
-// scope is what one tenant statement sets: the tenant, the role statements
-// run as, and for schema isolation the search path.
+// setTenantSQL is the tenant statement: it sets the tenant, the role and the
+// search path for the rest of the transaction (is_local = true), so nothing
+// outlives the transaction or the pipeline's implicit transaction, and a
+// pooled connection or a transaction pooler never hands it to the next
+// borrower. It is sent unnamed every time, so no SQL can replace it with a
+// statement of its own under a name the library uses; its functions are
+// qualified, so no function earlier on a search path a statement left behind
+// can stand in for them.
+const setTenantSQL = "SELECT pg_catalog.set_config('" + TenantSetting + "', $1, true), " +
+	"pg_catalog.set_config('role', $2, true), pg_catalog.set_config('search_path', $3, true)"
+
+var (
+	textOIDs    = []uint32{25, 25, 25} // text
+	textFormats = []int16{pgx.TextFormatCode, pgx.TextFormatCode, pgx.TextFormatCode}
+)
+
+// scope is what the tenant statement sets for one tenant: its ID, the role
+// statements run as, and the search path, which always ends in an explicit
+// pg_temp so that a temporary object can never shadow a tenant table. It is
+// derived once per tenant and shared read-only.
 type scope struct {
 	tenantID string
 	role     string
-	// path is the search_path value (a quoted schema name), or "" to leave the
-	// search path alone.
-	path string
+	path     string
+	params   [][]byte
+	// name is the tenant's schema or database name, where it has one.
+	name string
 }
 
-// The tenant statements: one statement sets everything, because on a busy
-// server each extra statement costs CPU. Every setting is transaction-local
-// (is_local = true), so nothing outlives the transaction or the pipeline's
-// implicit transaction: a pooled connection or a transaction pooler never
-// hands it to the next borrower.
-const (
-	setTenantSQL       = "SELECT set_config('" + TenantSetting + "', $1, true), set_config('role', $2, true)"
-	setTenantSchemaSQL = "SELECT set_config('" + TenantSetting + "', $1, true), set_config('role', $2, true), set_config('search_path', $3, true)"
-)
-
-func (s *scope) setSQL() (kind int, sql string) {
-	if s.path == "" {
-		return 0, setTenantSQL
+func newScope(tenantID, role, path string) *scope {
+	return &scope{
+		tenantID: tenantID, role: role, path: path,
+		params: [][]byte{[]byte(tenantID), []byte(role), []byte(path)},
 	}
-	return 1, setTenantSchemaSQL
 }
 
-// beginSQL returns the statement that opens a transaction and sets the
-// tenant in the same round trip. It inlines the values as literals because
-// pgx sends a BeginQuery without parameters; every value is validated (IDs,
-// role names and derived schema names hold no quote or backslash) and quoted.
-func (s *scope) beginSQL() string {
+// beginSQL returns the statements that open a transaction with opts and set
+// the tenant, sent as one simple query: one round trip. The values are
+// inlined as literals because a simple query takes no parameters; IDs, role
+// names and derived schema names are validated to hold no quote or
+// backslash, and are quoted anyway.
+func (s *scope) beginSQL(opts pgx.TxOptions) (string, error) {
+	begin, err := beginClause(opts)
+	if err != nil {
+		return "", err
+	}
 	var b strings.Builder
-	b.WriteString("BEGIN; SELECT set_config('" + TenantSetting + "', ")
+	b.WriteString(begin)
+	b.WriteString("; SELECT pg_catalog.set_config('" + TenantSetting + "', ")
 	b.WriteString(quoteLiteral(s.tenantID))
-	b.WriteString(", true), set_config('role', ")
+	b.WriteString(", true), pg_catalog.set_config('role', ")
 	b.WriteString(quoteLiteral(s.role))
+	b.WriteString(", true), pg_catalog.set_config('search_path', ")
+	b.WriteString(quoteLiteral(s.path))
 	b.WriteString(", true)")
-	if s.path != "" {
-		b.WriteString(", set_config('search_path', ")
-		b.WriteString(quoteLiteral(s.path))
-		b.WriteString(", true)")
+	return b.String(), nil
+}
+
+// beginClause returns the BEGIN statement for opts, which may name only the
+// options PostgreSQL knows (they are written into the SQL).
+func beginClause(opts pgx.TxOptions) (string, error) {
+	if opts.BeginQuery != "" {
+		return "", errors.New("tenancy: TxOptions.BeginQuery is not supported: the provider writes the BEGIN that sets the tenant")
 	}
-	return b.String()
+	b := "BEGIN"
+	for _, o := range []struct {
+		got    string
+		prefix string
+		valid  []string
+	}{
+		{string(opts.IsoLevel), " ISOLATION LEVEL ", []string{string(pgx.Serializable), string(pgx.RepeatableRead), string(pgx.ReadCommitted), string(pgx.ReadUncommitted)}},
+		{string(opts.AccessMode), " ", []string{string(pgx.ReadWrite), string(pgx.ReadOnly)}},
+		{string(opts.DeferrableMode), " ", []string{string(pgx.Deferrable), string(pgx.NotDeferrable)}},
+	} {
+		if o.got == "" {
+			continue
+		}
+		if !slices.Contains(o.valid, o.got) {
+			return "", fmt.Errorf("tenancy: unknown transaction option %q", o.got)
+		}
+		b += o.prefix + o.got
+	}
+	return b, nil
 }
 
 // quoteLiteral quotes s as an SQL string literal (standard_conforming_strings,
@@ -70,157 +110,42 @@ func quoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
-// executor runs tenant-scoped statements on pgx connections. With pgx's
-// default exec mode (cache_statement) it pipelines the tenant statement and
-// the caller's statement into one round trip, using statements it prepares
-// itself per connection and per search path (see pipelineQuery). With any
-// other exec mode (as configured for PgBouncer in transaction mode) it sends
-// both as one pgx batch, which pgx runs without named prepared statements.
+// executor runs statements on pgx connections in pipelines of its own: the
+// tenant statement (outside a transaction) and the caller's statements in
+// one round trip. Statements are prepared per connection and search path
+// (pgx's own cache is keyed by SQL alone), so a statement is parsed in the
+// tenant's own schema and its plan and row description are never shared with
+// another schema. With named false (a transaction pooler) only unnamed
+// statements are sent and only their descriptions are cached.
 type executor struct {
 	named    bool
 	capacity int
-}
-
-func newExecutor(pool *pgxpool.Pool, capacity int) *executor {
-	mode := pool.Config().ConnConfig.DefaultQueryExecMode
-	return &executor{named: mode == pgx.QueryExecModeCacheStatement, capacity: capacity}
-}
-
-// describesEarly reports exec modes in which pgx describes a statement in a
-// round trip of its own, before the tenant statement has set the search
-// path, and (cache_describe) reuses that description across schemas.
-// Schema isolation refuses them.
-func describesEarly(pool *pgxpool.Pool) bool {
-	mode := pool.Config().ConnConfig.DefaultQueryExecMode
-	return mode == pgx.QueryExecModeCacheDescribe || mode == pgx.QueryExecModeDescribeExec
-}
-
-// query runs sql in sc's scope on a connection from pool. The returned rows
-// hold the connection until closed.
-func (e *executor) query(ctx context.Context, pool *pgxpool.Pool, sc *scope, sql string, args []any) (isolation.Rows, error) {
-	if !e.named {
-		return e.batchQuery(ctx, pool, sc, sql, args)
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := e.pipelineQuery(ctx, conn.Conn(), sc, sql, args, true, conn.Release)
-	if err != nil {
-		conn.Release()
-		return nil, err
-	}
-	return rows, nil
-}
-
-// drain reads rows to the end and returns the command's affected rows.
-func drain(rows isolation.Rows) (int64, error) {
-	for rows.Next() {
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	if ct, ok := rows.(interface{ CommandTag() pgconn.CommandTag }); ok {
-		return ct.CommandTag().RowsAffected(), nil
-	}
-	return 0, nil
-}
-
-// batchQuery sends the tenant statement and sql as one pgx batch, which runs
-// as one implicit transaction in one round trip in the exec and
-// simple_protocol modes.
-func (e *executor) batchQuery(ctx context.Context, pool *pgxpool.Pool, sc *scope, sql string, args []any) (isolation.Rows, error) {
-	b := &pgx.Batch{}
-	if sc.path == "" {
-		b.Queue(setTenantSQL, sc.tenantID, sc.role)
-	} else {
-		b.Queue(setTenantSchemaSQL, sc.tenantID, sc.role, sc.path)
-	}
-	b.Queue(sql, args...)
-	br := pool.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return nil, err
-	}
-	rows, err := br.Query()
-	if err != nil {
-		_ = br.Close()
-		return nil, err
-	}
-	return &batchRows{Rows: rows, br: br}, nil
-}
-
-type batchRows struct {
-	pgx.Rows
-	br     pgx.BatchResults
-	err    error
-	closed bool
-}
-
-func (r *batchRows) Next() bool {
-	if r.Rows.Next() {
-		return true
-	}
-	r.Close()
-	return false
-}
-
-func (r *batchRows) Close() {
-	if r.closed {
-		return
-	}
-	r.closed = true
-	r.Rows.Close()
-	r.err = r.Rows.Err()
-	if err := r.br.Close(); r.err == nil {
-		r.err = err
-	}
-}
-
-func (r *batchRows) Err() error {
-	if r.err != nil {
-		return r.err
-	}
-	return r.Rows.Err()
 }
 
 // connStateKey keys the executor's state in pgconn's per-connection
 // CustomData map.
 const connStateKey = "github.com/go-tenancy/tenancy/isolation/postgres"
 
-// connState is the executor's per-connection state: which statements it has
-// prepared on that connection. A connection is used by one goroutine at a
+// connState is the executor's per-connection state: the statements it has
+// prepared (or described) there. A connection is used by one goroutine at a
 // time, so it needs no lock.
 type connState struct {
-	// set holds the prepared tenant statements, by kind (see scope.setSQL).
-	set [2]*pgconn.StatementDescription
-	// stmts maps a search path and SQL text to its prepared statement, most
-	// recently used at the front of lru.
+	// stmts maps a search path and SQL text to its statement, most recently
+	// used at the front of lru.
 	stmts map[stmtKey]*list.Element
 	lru   list.List
 	seq   uint64
 	// dealloc lists evicted statements to close in the next pipeline.
 	dealloc []string
-	// buf holds the encoded tenant statement parameters.
-	buf    []byte
-	params [3][]byte
-	// eqb encodes the caller's parameters.
-	eqb pgx.ExtendedQueryBuilder
+	eqb     pgx.ExtendedQueryBuilder
 }
 
 type stmtKey struct{ path, sql string }
 
-type stmt struct {
+type cachedStmt struct {
 	key stmtKey
 	sd  *pgconn.StatementDescription
 }
-
-var (
-	textFormats = [3]int16{pgx.TextFormatCode, pgx.TextFormatCode, pgx.TextFormatCode}
-	textOIDs    = [3]uint32{25, 25, 25} // text
-	setNames    = [2]string{"tenancy_set_tenant", "tenancy_set_tenant_schema"}
-)
 
 func stateOf(c *pgx.Conn) *connState {
 	data := c.PgConn().CustomData()
@@ -236,41 +161,42 @@ func stateOf(c *pgx.Conn) *connState {
 // may have run DEALLOCATE ALL or DISCARD ALL, or the caller's own SQL named a
 // statement that does not exist). Every name is closed in the next pipeline:
 // closing a statement the server does not have is no error, and closing one
-// it still has keeps a fresh PREPARE under the same name from failing.
+// it still has keeps a fresh Parse under the same name from failing.
 func (st *connState) reset() {
-	for _, sd := range st.set {
-		if sd != nil {
-			st.dealloc = append(st.dealloc, sd.Name)
-		}
-	}
-	st.set = [2]*pgconn.StatementDescription{}
 	for el := st.lru.Front(); el != nil; el = el.Next() {
-		st.dealloc = append(st.dealloc, el.Value.(*stmt).sd.Name)
+		if name := el.Value.(*cachedStmt).sd.Name; name != "" {
+			st.dealloc = append(st.dealloc, name)
+		}
 	}
 	clear(st.stmts)
 	st.lru.Init()
 }
 
-func (st *connState) lookup(k stmtKey) *stmt {
+func (st *connState) lookup(k stmtKey) *cachedStmt {
 	if el, ok := st.stmts[k]; ok {
 		st.lru.MoveToFront(el)
-		return el.Value.(*stmt)
+		return el.Value.(*cachedStmt)
 	}
 	return nil
 }
 
 func (st *connState) add(k stmtKey, sd *pgconn.StatementDescription, capacity int) {
-	st.stmts[k] = st.lru.PushFront(&stmt{key: k, sd: sd})
+	if el, ok := st.stmts[k]; ok {
+		st.evict(el.Value.(*cachedStmt))
+	}
+	st.stmts[k] = st.lru.PushFront(&cachedStmt{key: k, sd: sd})
 	for st.lru.Len() > capacity {
-		st.evict(st.lru.Back().Value.(*stmt))
+		st.evict(st.lru.Back().Value.(*cachedStmt))
 	}
 }
 
-func (st *connState) evict(s *stmt) {
-	if el, ok := st.stmts[s.key]; ok && el.Value.(*stmt) == s {
+func (st *connState) evict(s *cachedStmt) {
+	if el, ok := st.stmts[s.key]; ok && el.Value.(*cachedStmt) == s {
 		st.lru.Remove(el)
 		delete(st.stmts, s.key)
-		st.dealloc = append(st.dealloc, s.sd.Name)
+		if s.sd.Name != "" {
+			st.dealloc = append(st.dealloc, s.sd.Name)
+		}
 	}
 }
 
@@ -279,50 +205,277 @@ func (st *connState) nextName() string {
 	return "tenancy_" + strconv.FormatUint(st.seq, 10)
 }
 
-// encodeScope encodes the tenant statement's parameters as text.
-func (st *connState) encodeScope(sc *scope) [][]byte {
-	st.buf = append(st.buf[:0], sc.tenantID...)
-	st.buf = append(st.buf, sc.role...)
-	st.buf = append(st.buf, sc.path...)
-	a, b := len(sc.tenantID), len(sc.tenantID)+len(sc.role)
-	st.params[0] = st.buf[:a:a]
-	st.params[1] = st.buf[a:b:b]
-	if sc.path == "" {
-		return st.params[:2]
-	}
-	st.params[2] = st.buf[b:]
-	return st.params[:3]
+// query is one statement of a pipeline and, once described, its encoded
+// parameters.
+type query struct {
+	sql           string
+	args          []any
+	byPosition    pgx.QueryResultFormats
+	byOID         pgx.QueryResultFormatsByOID
+	key           stmtKey
+	hit           *cachedStmt
+	sd            *pgconn.StatementDescription
+	values        [][]byte
+	paramFormats  []int16
+	resultFormats []int16
 }
 
-// pipelineQuery sends, in one pipeline: the deallocation of evicted
-// statements, the tenant statement (when setTenant), and sql, prepared on
-// first use under a name keyed by search path and text, so that it is parsed
-// in the tenant's own schema and its plan and row description are never
-// shared with another schema. A warm statement costs one round trip; a cold
-// one a second, to learn its parameter types (so a value encodes the same on
-// the first call as on every later one), inside the same implicit
-// transaction. It returns rows that read the result and, when closed, finish
-// the pipeline and call release.
-//
-// A statement whose cached row description went stale (the schema changed
-// under it) or that the server no longer has is prepared again and the
-// pipeline retried once, when nothing has been committed: outside a
-// transaction the pipeline's implicit transaction rolled back on the error.
-func (e *executor) pipelineQuery(ctx context.Context, c *pgx.Conn, sc *scope, sql string, args []any, setTenant bool, release func()) (*pipeRows, error) {
-	if len(args) > 0 {
-		if rw, ok := args[0].(pgx.QueryRewriter); ok {
-			var err error
-			if sql, args, err = rw.RewriteQuery(ctx, c, sql, args[1:]); err != nil {
-				return nil, fmt.Errorf("rewrite query: %w", err)
+// newQuery takes pgx's options from the front of args as pgx does:
+// QueryRewriter (pgx.NamedArgs, for one), QueryResultFormats and
+// QueryResultFormatsByOID are honoured; QueryExecMode is ignored, since the
+// executor chooses the protocol.
+func newQuery(ctx context.Context, c *pgx.Conn, path, sql string, args []any) (query, error) {
+	q := query{sql: sql}
+	var rewriter pgx.QueryRewriter
+loop:
+	for len(args) > 0 {
+		switch a := args[0].(type) {
+		case pgx.QueryResultFormats:
+			q.byPosition = a
+		case pgx.QueryResultFormatsByOID:
+			q.byOID = a
+		case pgx.QueryExecMode:
+		case pgx.QueryRewriter:
+			rewriter = a
+		default:
+			break loop
+		}
+		args = args[1:]
+	}
+	if rewriter != nil {
+		var err error
+		if q.sql, args, err = rewriter.RewriteQuery(ctx, c, q.sql, args); err != nil {
+			return query{}, fmt.Errorf("rewrite query: %w", err)
+		}
+	}
+	q.args = args
+	q.key = stmtKey{path: path, sql: q.sql}
+	return q, nil
+}
+
+// encode encodes q's arguments for its description. With own, the encoding
+// is copied out of the connection's builder, for pipelines that encode
+// several statements before sending any.
+func (q *query) encode(c *pgx.Conn, st *connState, own bool) error {
+	if len(q.sd.ParamOIDs) != len(q.args) {
+		return fmt.Errorf("expected %d arguments, got %d", len(q.sd.ParamOIDs), len(q.args))
+	}
+	if err := st.eqb.Build(c.TypeMap(), q.sd, q.args); err != nil {
+		return err
+	}
+	q.values, q.paramFormats, q.resultFormats = st.eqb.ParamValues, st.eqb.ParamFormats, st.eqb.ResultFormats
+	switch {
+	case q.byOID != nil:
+		q.resultFormats = make([]int16, len(q.sd.Fields))
+		for i, f := range q.sd.Fields {
+			q.resultFormats[i] = q.byOID[f.DataTypeOID]
+		}
+	case q.byPosition != nil:
+		q.resultFormats = q.byPosition
+	}
+	if own {
+		values := make([][]byte, len(q.values))
+		for i, v := range q.values {
+			if v != nil {
+				values[i] = append([]byte(nil), v...)
+			}
+		}
+		q.values = values
+		q.paramFormats = append([]int16(nil), q.paramFormats...)
+		q.resultFormats = append([]int16(nil), q.resultFormats...)
+	}
+	return nil
+}
+
+// send queues q's execution: by name when prepared, else unnamed with the
+// parameter types of its description.
+func (e *executor) sendQuery(pipe *pgconn.Pipeline, q *query) {
+	if q.sd.Name != "" {
+		pipe.SendQueryStatement(q.sd, q.values, q.paramFormats, q.resultFormats)
+		return
+	}
+	pipe.SendQueryParams(q.sql, q.values, q.sd.ParamOIDs, q.paramFormats, q.resultFormats)
+}
+
+// start sends, in one pipeline: the deallocation of evicted statements, the
+// tenant statement (when sc is not nil: outside a transaction), and qs. A
+// statement the connection has not seen on this search path is first parsed
+// after the tenant statement, in the tenant's scope, and its parameter types
+// learned in a second round trip inside the same implicit transaction, so a
+// value encodes the same on the first call as on every later one. Every
+// warm statement is encoded before anything is queued: an encoding error
+// leaves nothing half-sent. The returned results read qs' results in order
+// and, when closed, finish the pipeline and call release.
+func (e *executor) start(ctx context.Context, c *pgx.Conn, sc *scope, qs []query, release func()) (*results, error) {
+	st := stateOf(c)
+	own := len(qs) > 1
+	cold := 0
+	for i := range qs {
+		q := &qs[i]
+		if q.hit = st.lookup(q.key); q.hit == nil {
+			cold++
+			continue
+		}
+		q.sd = q.hit.sd
+		if err := q.encode(c, st, own); err != nil {
+			return nil, err
+		}
+	}
+
+	pipe := c.PgConn().StartPipeline(ctx)
+	r := &results{c: c, pipe: pipe, st: st, qs: qs, release: release}
+	for _, name := range st.dealloc {
+		pipe.SendDeallocate(name)
+		r.skip++
+	}
+	st.dealloc = st.dealloc[:0]
+	if sc != nil {
+		pipe.SendQueryParams(setTenantSQL, sc.params, textOIDs, textFormats, nil)
+		r.skip++
+	}
+	if cold > 0 {
+		names := make([]string, len(qs))
+		for i := range qs {
+			if qs[i].hit == nil {
+				if e.named {
+					names[i] = st.nextName()
+				}
+				pipe.SendPrepare(names[i], qs[i].sql, nil)
+			}
+		}
+		pipe.SendFlushRequest()
+		if err := pipe.Flush(); err != nil {
+			return nil, r.abort(err)
+		}
+		if err := r.skipLeading(); err != nil {
+			return nil, r.abort(err)
+		}
+		for i := range qs {
+			q := &qs[i]
+			if q.hit != nil {
+				continue
+			}
+			res, err := pipe.GetResults()
+			if err != nil {
+				return nil, r.abort(err)
+			}
+			q.sd = res.(*pgconn.StatementDescription)
+			q.sd.Name, q.sd.SQL = names[i], q.sql
+			st.add(q.key, q.sd, e.capacity)
+			if err := q.encode(c, st, own); err != nil {
+				return nil, r.abort(err)
 			}
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		rows, err := e.sendPipeline(ctx, c, sc, sql, args, setTenant, release)
-		if err == nil || attempt > 0 || !setTenant || !retryable(err) {
-			return rows, err
+	for i := range qs {
+		e.sendQuery(pipe, &qs[i])
+	}
+	if err := pipe.Sync(); err != nil {
+		return nil, r.abort(err)
+	}
+	return r, nil
+}
+
+// results reads the results of a pipeline's statements in order.
+type results struct {
+	c       *pgx.Conn
+	pipe    *pgconn.Pipeline
+	st      *connState
+	qs      []query
+	skip    int // leading results (deallocations, tenant statement) not read yet
+	next    int
+	err     error
+	release func()
+	closed  bool
+}
+
+// skipLeading reads the results that precede the statements' own.
+func (r *results) skipLeading() error {
+	for ; r.skip > 0; r.skip-- {
+		res, err := r.pipe.GetResults()
+		if err != nil {
+			return err
+		}
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			if _, err := rr.Close(); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
+}
+
+// reader returns the result of the next statement.
+func (r *results) reader() (*pgconn.ResultReader, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.closed {
+		return nil, errors.New("tenancy: results already closed")
+	}
+	if err := r.skipLeading(); err != nil {
+		r.err = err
+		return nil, err
+	}
+	if r.next >= len(r.qs) {
+		return nil, errors.New("tenancy: no more results in batch")
+	}
+	q := &r.qs[r.next]
+	r.next++
+	res, err := r.pipe.GetResults()
+	if err != nil {
+		r.err = err
+		r.repair(q, err)
+		return nil, err
+	}
+	return res.(*pgconn.ResultReader), nil
+}
+
+// repair mends the statement cache after q failed with err: a statement the
+// server no longer has means it may have lost them all; a stale plan or
+// description is dropped.
+func (r *results) repair(q *query, err error) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return
+	}
+	if pgErr.Code == "26000" {
+		r.st.reset()
+		return
+	}
+	if q != nil && q.hit != nil {
+		r.st.evict(q.hit)
+	}
+}
+
+// abort ends a pipeline that failed before its statements ran and returns
+// err.
+func (r *results) abort(err error) error {
+	r.repair(nil, err)
+	if !r.closed {
+		// Sync ends the pipeline's implicit transaction; nothing of the
+		// caller's has been executed yet.
+		_ = r.pipe.Sync()
+	}
+	r.err = err
+	_ = r.close()
+	return err
+}
+
+// close reads what is left through the Sync, which reports errors raised at
+// the end of the implicit transaction, and releases the connection.
+func (r *results) close() error {
+	if r.closed {
+		return r.err
+	}
+	r.closed = true
+	if err := r.pipe.Close(); r.err == nil {
+		r.err = err
+	}
+	if r.release != nil {
+		r.release()
+	}
+	return r.err
 }
 
 // retryable reports errors after which the statement cache was repaired and
@@ -334,142 +487,16 @@ func retryable(err error) bool {
 	return code == "0A000" || code == "26000"
 }
 
-func (e *executor) sendPipeline(ctx context.Context, c *pgx.Conn, sc *scope, sql string, args []any, setTenant bool, release func()) (*pipeRows, error) {
-	st := stateOf(c)
-	key := stmtKey{path: sc.path, sql: sql}
-	hit := st.lookup(key)
-	// Encode a warm statement's parameters before anything is queued: an
-	// encoding error must not leave a half-written pipeline.
-	if hit != nil {
-		if err := st.eqb.Build(c.TypeMap(), hit.sd, args); err != nil {
-			return nil, err
-		}
-	}
-
-	pipe := c.PgConn().StartPipeline(ctx)
-	synced := false
-	fail := func(err error) (*pipeRows, error) {
-		if !synced {
-			_ = pipe.Sync()
-		}
-		_ = pipe.Close()
-		switch pgCode(err) {
-		case "26000":
-			st.reset()
-		case "0A000":
-			if hit != nil {
-				st.evict(hit)
-			}
-		}
-		return nil, err
-	}
-
-	nDealloc := len(st.dealloc)
-	for _, name := range st.dealloc {
-		pipe.SendDeallocate(name)
-	}
-	st.dealloc = st.dealloc[:0]
-	kind, prepareSet := -1, false
-	if setTenant {
-		k, setSQL := sc.setSQL()
-		kind = k
-		params := st.encodeScope(sc)
-		if sd := st.set[kind]; sd != nil {
-			pipe.SendQueryStatement(sd, params, textFormats[:len(params)], nil)
-		} else {
-			prepareSet = true
-			pipe.SendPrepare(setNames[kind], setSQL, textOIDs[:len(params)])
-			pipe.SendQueryPrepared(setNames[kind], params, textFormats[:len(params)], nil)
-		}
-	}
-	var sd *pgconn.StatementDescription
-	var name string
-	if hit != nil {
-		sd = hit.sd
-		pipe.SendQueryStatement(sd, st.eqb.ParamValues, st.eqb.ParamFormats, st.eqb.ResultFormats)
-		if err := pipe.Sync(); err != nil {
-			return fail(err)
-		}
-		synced = true
-	} else {
-		// First use on this connection and search path: parse it after the
-		// tenant statement, in the tenant's scope, and flush to learn its
-		// parameter types.
-		name = st.nextName()
-		pipe.SendPrepare(name, sql, nil)
-		pipe.SendFlushRequest()
-		if err := pipe.Flush(); err != nil {
-			return fail(err)
-		}
-	}
-
-	for range nDealloc {
-		if _, err := pipe.GetResults(); err != nil {
-			return fail(err)
-		}
-	}
-	if setTenant {
-		if prepareSet {
-			res, err := pipe.GetResults()
-			if err != nil {
-				return fail(err)
-			}
-			psd := res.(*pgconn.StatementDescription)
-			psd.Name, psd.SQL = setNames[kind], setSQLFor(kind)
-			st.set[kind] = psd
-		}
-		res, err := pipe.GetResults()
-		if err != nil {
-			return fail(err)
-		}
-		if _, err := res.(*pgconn.ResultReader).Close(); err != nil {
-			return fail(err)
-		}
-	}
-	if hit == nil {
-		res, err := pipe.GetResults()
-		if err != nil {
-			return fail(err)
-		}
-		sd = res.(*pgconn.StatementDescription)
-		sd.Name, sd.SQL = name, sql
-		st.add(key, sd, e.capacity)
-		if err := st.eqb.Build(c.TypeMap(), sd, args); err != nil {
-			return fail(err)
-		}
-		pipe.SendQueryStatement(sd, st.eqb.ParamValues, st.eqb.ParamFormats, st.eqb.ResultFormats)
-		if err := pipe.Sync(); err != nil {
-			return fail(err)
-		}
-		synced = true
-	}
-	res, err := pipe.GetResults()
-	if err != nil {
-		return fail(err)
-	}
-	rr := res.(*pgconn.ResultReader)
-	return &pipeRows{Rows: pgx.RowsFromResultReader(c.TypeMap(), rr), pipe: pipe, release: release}, nil
-}
-
-func setSQLFor(kind int) string {
-	if kind == 0 {
-		return setTenantSQL
-	}
-	return setTenantSchemaSQL
-}
-
-// pipeRows reads a statement's result from a pipeline; Close finishes the
-// pipeline (reading the Sync, which reports errors raised at commit of the
-// implicit transaction) and releases the connection.
-type pipeRows struct {
+// rows reads the result of a pipeline's only statement; closing it finishes
+// the pipeline and releases the connection.
+type rows struct {
 	pgx.Rows
-	pipe    *pgconn.Pipeline
-	release func()
-	err     error
-	closed  bool
+	res    *results
+	err    error
+	closed bool
 }
 
-func (r *pipeRows) Next() bool {
+func (r *rows) Next() bool {
 	if r.Rows.Next() {
 		return true
 	}
@@ -477,24 +504,148 @@ func (r *pipeRows) Next() bool {
 	return false
 }
 
-func (r *pipeRows) Close() {
+func (r *rows) Close() {
 	if r.closed {
 		return
 	}
 	r.closed = true
 	r.Rows.Close()
 	r.err = r.Rows.Err()
-	if err := r.pipe.Close(); r.err == nil {
+	if err := r.res.close(); r.err == nil {
 		r.err = err
-	}
-	if r.release != nil {
-		r.release()
 	}
 }
 
-func (r *pipeRows) Err() error {
-	if r.err != nil {
+func (r *rows) Err() error {
+	if r.closed {
 		return r.err
 	}
 	return r.Rows.Err()
+}
+
+// errRows is a closed pgx.Rows holding an error, for calls that failed
+// before a statement was sent.
+func errRows(err error) pgx.Rows {
+	return &rows{Rows: emptyRows{}, res: &results{closed: true}, err: err, closed: true}
+}
+
+// emptyRows is a pgx.Rows without rows.
+type emptyRows struct{}
+
+func (emptyRows) Close()                                       {}
+func (emptyRows) Err() error                                   { return nil }
+func (emptyRows) CommandTag() pgconn.CommandTag                { return pgconn.CommandTag{} }
+func (emptyRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
+func (emptyRows) Next() bool                                   { return false }
+func (emptyRows) Scan(...any) error                            { return errors.New("tenancy: no row") }
+func (emptyRows) Values() ([]any, error)                       { return nil, errors.New("tenancy: no row") }
+func (emptyRows) RawValues() [][]byte                          { return nil }
+func (emptyRows) Conn() *pgx.Conn                              { return nil }
+func (emptyRows) TypeMap() *pgtype.Map                         { return nil }
+
+// row is a pgx.Row over rows: Scan reads the first row, or reports
+// pgx.ErrNoRows (which also matches database/sql's sql.ErrNoRows and so
+// isolation.ErrNoRows), and closes the rows.
+type row struct{ rows pgx.Rows }
+
+func (r row) Scan(dest ...any) error {
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
+}
+
+// run sends one statement and returns its rows. Outside a transaction (sc
+// not nil) a statement that failed because the statement cache went stale is
+// retried once, after the cache is repaired: the failed pipeline's implicit
+// transaction rolled back, so nothing ran twice.
+func (e *executor) run(ctx context.Context, c *pgx.Conn, sc *scope, path, sql string, args []any, release func()) (pgx.Rows, error) {
+	q, err := newQuery(ctx, c, path, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		qs := []query{q}
+		var res *results
+		res, err = e.start(ctx, c, sc, qs, nil)
+		if err == nil {
+			var rr *pgconn.ResultReader
+			if rr, err = res.reader(); err == nil {
+				res.release = release
+				return &rows{Rows: pgx.RowsFromResultReader(c.TypeMap(), rr), res: res}, nil
+			}
+			_ = res.close()
+		}
+		if attempt > 0 || sc == nil || !retryable(err) {
+			return nil, err
+		}
+	}
+}
+
+// exec runs one statement and returns its command tag.
+func (e *executor) exec(ctx context.Context, c *pgx.Conn, sc *scope, path, sql string, args []any) (pgconn.CommandTag, error) {
+	rs, err := e.run(ctx, c, sc, path, sql, args, nil)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	rs.Close()
+	return rs.CommandTag(), rs.Err()
+}
+
+// describe returns the description of sql on c's search path, from the
+// cache or by preparing it; c must be in a transaction whose tenant is set.
+func (e *executor) describe(ctx context.Context, c *pgx.Conn, path, sql string) (*pgconn.StatementDescription, error) {
+	st := stateOf(c)
+	key := stmtKey{path: path, sql: sql}
+	if hit := st.lookup(key); hit != nil {
+		return hit.sd, nil
+	}
+	var name string
+	if e.named {
+		name = st.nextName()
+	}
+	pipe := c.PgConn().StartPipeline(ctx)
+	r := &results{c: c, pipe: pipe, st: st}
+	for _, n := range st.dealloc {
+		pipe.SendDeallocate(n)
+		r.skip++
+	}
+	st.dealloc = st.dealloc[:0]
+	pipe.SendPrepare(name, sql, nil)
+	if err := pipe.Sync(); err != nil {
+		return nil, r.abort(err)
+	}
+	if err := r.skipLeading(); err != nil {
+		_ = r.close()
+		return nil, err
+	}
+	res, err := pipe.GetResults()
+	if err != nil {
+		r.err = err
+		_ = r.close()
+		return nil, err
+	}
+	sd := res.(*pgconn.StatementDescription)
+	sd.Name, sd.SQL = name, sql
+	if err := r.close(); err != nil {
+		return nil, err
+	}
+	st.add(key, sd, e.capacity)
+	return sd, nil
+}
+
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
 }

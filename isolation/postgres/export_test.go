@@ -8,11 +8,11 @@ import (
 )
 
 // TenantPool gives tests the open pool of t's database, to inspect its
-// connections after use. It reports false when the pool is not open.
+// connections after use. It reports false when the pool cannot be opened.
 func TenantPool(p *Database, t *tenancy.Tenant) (*pgxpool.Pool, func(), bool) {
-	tp, err := p.acquire(context.Background(), t)
+	loc, err := p.locate(context.Background(), t)
 	if err != nil {
 		return nil, nil, false
 	}
-	return tp.pool, func() { p.release(tp) }, true
+	return loc.pool, loc.done, true
 }

@@ -2,34 +2,29 @@ package postgres_test
 
 import (
 	"context"
-	"fmt"
+	"errors"
+	"net/url"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/internal/testenv"
 	"github.com/go-tenancy/tenancy/isolation"
+	"github.com/go-tenancy/tenancy/isolation/isolationtest"
 	"github.com/go-tenancy/tenancy/isolation/postgres"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// notesDDL creates the tenant table every test uses, in the current search
-// path, with the column definition and policies the package provides.
-var notesDDL = append([]string{`CREATE TABLE notes (
-	id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-	` + postgres.TenantIDColumn + `,
-	title text NOT NULL,
-	created_at timestamptz NOT NULL DEFAULT clock_timestamp())`},
-	postgres.EnableRLS("notes")...)
-
 var rolesOnce sync.Once
 
 // setupRoles creates the cluster-wide roles the tests use: the application
 // login role, the owner login role and the tenant role, with the tenant role
 // granted to both login roles (an administrator's job in production).
-func setupRoles(t *testing.T) {
+func setupRoles(t testing.TB) {
 	t.Helper()
 	testenv.Admin(t)
 	rolesOnce.Do(func() {
@@ -63,7 +58,7 @@ func (e env) dsn(kind string) string {
 	return e.super
 }
 
-func newEnv(t *testing.T) env {
+func newEnv(t testing.TB) env {
 	t.Helper()
 	setupRoles(t)
 	super := testenv.NewDatabase(t)
@@ -83,7 +78,7 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-func mustExec(t *testing.T, db execer, stmts ...string) {
+func mustExec(t testing.TB, db execer, stmts ...string) {
 	t.Helper()
 	for _, s := range stmts {
 		if _, err := db.Exec(context.Background(), s); err != nil {
@@ -92,9 +87,13 @@ func mustExec(t *testing.T, db execer, stmts ...string) {
 	}
 }
 
-// createNotes creates the notes table in schema (as the owner of dsn) and
-// grants the tenant role its use.
-func createNotes(t *testing.T, dsn, schema string) {
+// notesDDL creates the suite's notes table in the current search path under
+// the package's policies.
+var notesDDL = append([]string{isolationtest.NotesPostgres}, postgres.EnableRLS("notes")...)
+
+// createNotes creates the notes table in schema (as the owner of dsn), grants
+// the tenant role its use, and, for a tenant schema, seals it for tenant.
+func createNotes(t testing.TB, dsn, schema string, tenant *tenancy.Tenant) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -107,26 +106,21 @@ func createNotes(t *testing.T, dsn, schema string) {
 	if err := postgres.GrantSchema(ctx, conn, schema, postgres.DefaultRole); err != nil {
 		t.Fatal(err)
 	}
+	if tenant != nil {
+		if err := postgres.SealSchema(ctx, conn, schema, tenant.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
-// newTenants returns n active tenants with random identifiers, so that
-// cluster-wide names (databases) never collide between tests.
-func newTenants(n int, tier string) []*tenancy.Tenant {
-	base := testenv.RandomName("t")
-	out := make([]*tenancy.Tenant, n)
-	for i := range out {
-		ident := fmt.Sprintf("%s-%d", base, i)
-		out[i] = &tenancy.Tenant{ID: "id-" + ident, Identifier: ident, Name: ident, Status: tenancy.StatusActive, Tier: tier}
-	}
-	return out
-}
+func newTenants(n int) []*tenancy.Tenant { return isolationtest.Tenants(n) }
 
 // strategy opens one isolation strategy on an env: it prepares tenants'
 // storage as an administrator would (owner or superuser), then returns a
 // provider connected with the DSN under test.
 type strategy struct {
 	name string
-	open func(t *testing.T, e env, dsn string, tenants []*tenancy.Tenant, poolCfg func(*pgxpool.Config)) isolation.Provider
+	open func(t testing.TB, e env, dsn string, tenants []*tenancy.Tenant, poolCfg func(*pgxpool.Config)) isolation.Provider
 }
 
 var strategies = []strategy{
@@ -136,26 +130,43 @@ var strategies = []strategy{
 	{name: "hybrid", open: openHybrid},
 }
 
-func openRLS(t *testing.T, e env, dsn string, _ []*tenancy.Tenant, poolCfg func(*pgxpool.Config)) isolation.Provider {
+func poolCfgOrNil(f func(*pgxpool.Config)) []func(*pgxpool.Config) {
+	if f == nil {
+		return nil
+	}
+	return []func(*pgxpool.Config){f}
+}
+
+// pgConfig is the provider configuration for dsn: through PgBouncer
+// (TEST_PGBOUNCER_URL's address), transaction pooling.
+func pgConfig(dsn string) postgres.Config {
+	b, err1 := url.Parse(os.Getenv("TEST_PGBOUNCER_URL"))
+	u, err2 := url.Parse(dsn)
+	if err1 == nil && err2 == nil && b.Host != "" && b.Host == u.Host {
+		return postgres.Config{Pooler: postgres.PoolerTransaction}
+	}
+	return postgres.Config{}
+}
+
+func openRLS(t testing.TB, e env, dsn string, _ []*tenancy.Tenant, poolCfg func(*pgxpool.Config)) isolation.Provider {
 	t.Helper()
 	ensureSharedNotes(t, e)
-	p, err := postgres.NewRLS(context.Background(), testenv.Pool(t, dsn, poolCfgOrNil(poolCfg)...), postgres.Config{})
+	p, err := postgres.NewRLS(context.Background(), testenv.Pool(t, dsn, poolCfgOrNil(poolCfg)...), pgConfig(dsn))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-var sharedNotes sync.Map // env.super -> struct{}
+var sharedNotes sync.Map // env.super -> *sync.Once
 
-func ensureSharedNotes(t *testing.T, e env) {
+func ensureSharedNotes(t testing.TB, e env) {
 	t.Helper()
-	if _, loaded := sharedNotes.LoadOrStore(e.super, struct{}{}); !loaded {
-		createNotes(t, e.owner, "public")
-	}
+	once, _ := sharedNotes.LoadOrStore(e.super, new(sync.Once))
+	once.(*sync.Once).Do(func() { createNotes(t, e.owner, "public", nil) })
 }
 
-func openSchema(t *testing.T, e env, dsn string, tenants []*tenancy.Tenant, poolCfg func(*pgxpool.Config)) isolation.Provider {
+func openSchema(t testing.TB, e env, dsn string, tenants []*tenancy.Tenant, poolCfg func(*pgxpool.Config)) isolation.Provider {
 	t.Helper()
 	ctx := context.Background()
 	admin, err := postgres.NewSchema(ctx, testenv.Pool(t, e.owner), postgres.SchemaConfig{})
@@ -167,16 +178,16 @@ func openSchema(t *testing.T, e env, dsn string, tenants []*tenancy.Tenant, pool
 			t.Fatal(err)
 		}
 		name, _ := admin.SchemaName(tn)
-		createNotes(t, e.owner, name)
+		createNotes(t, e.owner, name, tn)
 	}
-	p, err := postgres.NewSchema(ctx, testenv.Pool(t, dsn, poolCfgOrNil(poolCfg)...), postgres.SchemaConfig{})
+	p, err := postgres.NewSchema(ctx, testenv.Pool(t, dsn, poolCfgOrNil(poolCfg)...), postgres.SchemaConfig{Config: pgConfig(dsn)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-func openDatabase(t *testing.T, e env, dsn string, tenants []*tenancy.Tenant, poolCfg func(*pgxpool.Config)) isolation.Provider {
+func openDatabase(t testing.TB, e env, dsn string, tenants []*tenancy.Tenant, poolCfg func(*pgxpool.Config)) isolation.Provider {
 	t.Helper()
 	ctx := context.Background()
 	admin, err := postgres.NewDatabase(ctx, testenv.Pool(t, e.super), postgres.DatabaseConfig{})
@@ -198,9 +209,15 @@ func openDatabase(t *testing.T, e env, dsn string, tenants []*tenancy.Tenant, po
 		superConn := testenv.Pool(t, tenantSuper)
 		mustExec(t, superConn, "GRANT ALL ON SCHEMA public TO "+testenv.OwnerRole)
 		superConn.Close()
-		createNotes(t, testenv.WithUser(tenantSuper, testenv.OwnerRole), "public")
+		createNotes(t, testenv.WithUser(tenantSuper, testenv.OwnerRole), "public", nil)
 	}
-	cfg := postgres.DatabaseConfig{MaxConnsPerTenant: 2, MaxTotalConns: 4}
+	maxConns := int32(2)
+	if poolCfg != nil {
+		c := &pgxpool.Config{MaxConns: maxConns}
+		poolCfg(c)
+		maxConns = c.MaxConns
+	}
+	cfg := postgres.DatabaseConfig{Config: pgConfig(dsn), MaxConnsPerTenant: maxConns, MaxTotalConns: 2 * int(maxConns)}
 	p, err := postgres.NewDatabase(ctx, testenv.Pool(t, dsn, poolCfgOrNil(poolCfg)...), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -209,26 +226,37 @@ func openDatabase(t *testing.T, e env, dsn string, tenants []*tenancy.Tenant, po
 	return p
 }
 
-// openHybrid puts the "enterprise" tenants (every other one) in schemas and
-// the rest in shared tables under RLS, on the same database.
-func openHybrid(t *testing.T, e env, dsn string, tenants []*tenancy.Tenant, poolCfg func(*pgxpool.Config)) isolation.Provider {
+// openHybrid puts every other tenant (the "enterprise" ones) in a schema and
+// the rest in shared tables under RLS, on the same database and pool.
+func openHybrid(t testing.TB, e env, dsn string, tenants []*tenancy.Tenant, poolCfg func(*pgxpool.Config)) isolation.Provider {
 	t.Helper()
-	var enterprise, starter []*tenancy.Tenant
+	ctx := context.Background()
+	var enterprise []*tenancy.Tenant
 	for i, tn := range tenants {
 		if i%2 == 0 {
 			tn.Tier = "enterprise"
 			enterprise = append(enterprise, tn)
 		} else {
 			tn.Tier = "starter"
-			starter = append(starter, tn)
 		}
+	}
+	ensureSharedNotes(t, e)
+	openSchema(t, e, e.owner, enterprise, nil) // creates the schemas
+	pool := testenv.Pool(t, dsn, poolCfgOrNil(poolCfg)...)
+	rls, err := postgres.NewRLS(ctx, pool, pgConfig(dsn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{Config: pgConfig(dsn)})
+	if err != nil {
+		t.Fatal(err)
 	}
 	h, err := isolation.NewHybrid(isolation.HybridConfig{
 		Tiers:   map[string]tenancy.Isolation{"enterprise": tenancy.IsolationSchema},
 		Default: tenancy.IsolationRLS,
 		Providers: map[tenancy.Isolation]isolation.Provider{
-			tenancy.IsolationRLS:    openRLS(t, e, dsn, starter, poolCfg),
-			tenancy.IsolationSchema: openSchema(t, e, dsn, enterprise, poolCfg),
+			tenancy.IsolationRLS:    rls,
+			tenancy.IsolationSchema: schema,
 		},
 	})
 	if err != nil {
@@ -237,19 +265,145 @@ func openHybrid(t *testing.T, e env, dsn string, tenants []*tenancy.Tenant, pool
 	return h
 }
 
-func poolCfgOrNil(f func(*pgxpool.Config)) []func(*pgxpool.Config) {
-	if f == nil {
-		return nil
+// suiteFixture opens s for the conformance suite, with Sessions inspecting every
+// pool the provider shares between tenants (and, for a database per tenant,
+// the pools of the first tenants).
+func suiteFixture(t *testing.T, s strategy, e env, dsn string, tenants []*tenancy.Tenant, maxConns int, extra ...func(*pgxpool.Config)) isolationtest.Fixture {
+	t.Helper()
+	p := s.open(t, e, dsn, tenants, func(c *pgxpool.Config) {
+		c.MaxConns = int32(maxConns)
+		for _, f := range extra {
+			f(c)
+		}
+	})
+	admin := s.open(t, e, e.super, nil, nil)
+	return isolationtest.Fixture{Provider: p, Admin: admin, Sessions: func(ctx context.Context) ([]isolationtest.Session, error) {
+		out, err := sessions(ctx, poolsOf(p)...)
+		if db, ok := p.(*postgres.Database); ok && err == nil {
+			// One tenant pool at a time: the total cap may not fit two.
+			for _, tn := range tenants[:min(5, len(tenants))] {
+				pool, release, ok := postgres.TenantPool(db, tn)
+				if !ok {
+					return nil, errors.New("no pool for " + tn.Identifier)
+				}
+				more, err := sessions(ctx, pool)
+				release()
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, more...)
+			}
+		}
+		return out, err
+	}}
+}
+
+// poolsOf returns the shared pools of a provider (RLS, schema, or both in
+// hybrid).
+func poolsOf(p isolation.Provider) []*pgxpool.Pool {
+	switch p := p.(type) {
+	case *postgres.RLS:
+		return []*pgxpool.Pool{p.Pool()}
+	case *postgres.Schema:
+		return []*pgxpool.Pool{p.Pool()}
+	case *isolation.Hybrid:
+		var out []*pgxpool.Pool
+		for _, sub := range p.Providers() {
+			out = append(out, poolsOf(sub)...)
+		}
+		return out
 	}
-	return []func(*pgxpool.Config){f}
+	return nil
+}
+
+// sessionSQL reads what a connection carries. It is sent with the simple
+// protocol, so that inspecting a connection prepares nothing on it.
+const sessionSQL = `SELECT coalesce(current_setting('app.tenant_id', true), ''), current_user::text, session_user::text,
+	(SELECT setting <> reset_val FROM pg_settings WHERE name = 'search_path'),
+	(SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()),
+	ARRAY(SELECT name FROM pg_prepared_statements WHERE name NOT LIKE 'tenancy\_%' ORDER BY 1),
+	(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()),
+	ARRAY(SELECT pg_listening_channels() ORDER BY 1)`
+
+// sessions inspects every connection of pools, holding them all at once so
+// that each is a different one.
+func sessions(ctx context.Context, pools ...*pgxpool.Pool) ([]isolationtest.Session, error) {
+	var out []isolationtest.Session
+	for _, pool := range pools {
+		var held []*pgxpool.Conn
+		for range pool.Config().MaxConns {
+			c, err := pool.Acquire(ctx)
+			if err != nil {
+				for _, h := range held {
+					h.Release()
+				}
+				return nil, err
+			}
+			held = append(held, c)
+			var s isolationtest.Session
+			err = c.QueryRow(ctx, sessionSQL, pgx.QueryExecModeSimpleProtocol).Scan(&s.TenantSetting, &s.CurrentUser, &s.SessionUser,
+				&s.SearchPathChanged, &s.TempObjects, &s.ForeignStatements, &s.AdvisoryLocks, &s.Listening)
+			if err != nil {
+				for _, h := range held {
+					h.Release()
+				}
+				return nil, err
+			}
+			out = append(out, s)
+		}
+		for _, h := range held {
+			h.Release()
+		}
+	}
+	return out, nil
+}
+
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+func isPolicyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501" && strings.Contains(pgErr.Message, "row-level security")
 }
 
 // insertNote inserts a note for tn and returns its ID and stored tenant_id.
-func insertNote(t *testing.T, p isolation.Provider, tn *tenancy.Tenant, title string) (id, tenantID string) {
+func insertNote(t testing.TB, p isolation.Provider, tn *tenancy.Tenant, title string) (id, tenantID string) {
 	t.Helper()
-	err := p.QueryRow(context.Background(), tn, "INSERT INTO notes (title) VALUES ($1) RETURNING id::text, tenant_id", title).Scan(&id, &tenantID)
+	id = testenv.RandomName("n")
+	err := p.QueryRow(context.Background(), tn, "INSERT INTO notes (id, title) VALUES ($1, $2) RETURNING id, tenant_id", id, title).Scan(&id, &tenantID)
 	if err != nil {
 		t.Fatalf("insert note for %s: %v", tn.Identifier, err)
 	}
 	return id, tenantID
+}
+
+// assertNotes checks that tn sees exactly the notes titled want, all its own.
+func assertNotes(t testing.TB, p isolation.Provider, tn *tenancy.Tenant, want ...string) {
+	t.Helper()
+	rows, err := p.Query(context.Background(), tn, "SELECT tenant_id, title FROM notes ORDER BY title")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var tid, title string
+		if err := rows.Scan(&tid, &title); err != nil {
+			t.Fatal(err)
+		}
+		if tid != tn.ID {
+			t.Fatalf("%s saw a row of tenant %s", tn.ID, tid)
+		}
+		got = append(got, title)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("%s sees %v, want %v", tn.ID, got, want)
+	}
 }

@@ -11,66 +11,81 @@ import (
 
 // RLS keeps every tenant's rows in shared tables guarded by row-level
 // security. Each statement runs in a transaction (the implicit one of a
-// pipeline, or an explicit one from Tx) that first sets app.tenant_id and
-// switches to the tenant role, in one statement and the same round trip.
+// pipeline, or an explicit one from Tx or Begin) that first sets the tenant,
+// the tenant role and the search path (the server's default, ending in
+// pg_temp), in one statement and the same round trip.
 type RLS struct {
-	s *shared
+	core
+	servers map[string]*server
+	scopes  scopeCache
 }
 
 var _ isolation.Provider = (*RLS)(nil)
 
 // NewRLS returns an RLS provider on pool. It makes sure the tenant role
-// exists and that pool's user may switch to it (see EnsureRole).
+// exists, that pool's user may switch to it and that it may not create
+// temporary objects (see EnsureRole).
 func NewRLS(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*RLS, error) {
-	s, err := newShared(ctx, pool, cfg)
+	servers, err := openServers(ctx, pool, &cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &RLS{s: s}, nil
+	p := &RLS{servers: servers}
+	p.core = core{cfg: cfg, strat: p}
+	return p, nil
+}
+
+func (p *RLS) locate(_ context.Context, t *tenancy.Tenant) (location, error) {
+	if t == nil {
+		return location{}, tenancy.ErrNoTenant
+	}
+	srv, err := serverFor(p.servers, t)
+	if err != nil {
+		return location{}, err
+	}
+	sc, err := p.scopes.get(t, func() (*scope, error) { return newScope(t.ID, p.cfg.Role, srv.path), nil })
+	if err != nil {
+		return location{}, err
+	}
+	return location{pool: srv.pool, exec: srv.exec, scope: sc}, nil
 }
 
 // Role returns the tenant role.
-func (p *RLS) Role() string { return p.s.cfg.Role }
+func (p *RLS) Role() string { return p.cfg.Role }
 
 // Pool returns the pool of tenants without a Placement.
-func (p *RLS) Pool() *pgxpool.Pool { return p.s.pool }
-
-func (p *RLS) scope(t *tenancy.Tenant) (scope, error) {
-	return scope{tenantID: t.ID, role: p.s.cfg.Role}, nil
-}
-
-// Dialect implements isolation.Provider.
-func (p *RLS) Dialect() isolation.Dialect { return isolation.Postgres }
+func (p *RLS) Pool() *pgxpool.Pool { return p.servers[""].pool }
 
 // Initialize implements isolation.Provider. Shared tables need nothing per
-// tenant, so it only validates t.
-func (p *RLS) Initialize(_ context.Context, t *tenancy.Tenant) error {
-	if err := isolation.CheckTenant(t); err != nil {
-		return err
-	}
-	_, _, err := p.s.poolFor(t)
+// tenant, so it only validates t and its placement.
+func (p *RLS) Initialize(ctx context.Context, t *tenancy.Tenant) error {
+	_, err := p.locate(ctx, t)
 	return err
 }
 
 // Destroy implements isolation.Provider: it deletes t's rows from every
-// shared table with a tenant_id column, children before parents, in one
-// transaction run as the tenant, confined to t's rows by its WHERE clause
-// and by the policies.
+// tenant table (a table with the tenant column, in any schema but the
+// excluded ones and tenant schemas), children before parents, in one
+// transaction run in t's scope, confined to t's rows by its WHERE clause and
+// by the policies. A foreign key between tenant tables that leaves out the
+// tenant column could tie another tenant's rows to t's, so when one exists
+// nothing is deleted and the error names it.
 func (p *RLS) Destroy(ctx context.Context, t *tenancy.Tenant) error {
-	if err := isolation.CheckTenant(t); err != nil {
-		return err
-	}
-	pool, _, err := p.s.poolFor(t)
+	loc, err := p.locate(ctx, t)
 	if err != nil {
 		return err
 	}
-	tables, err := rlsTables(ctx, pool)
+	cat := catalog{col: p.cfg.TenantColumn, exclude: p.cfg.ExcludeSchemas}
+	if err := cat.refuseLooseKeys(ctx, loc.pool); err != nil {
+		return fmt.Errorf("destroy tenant %s: %w", t.Identifier, err)
+	}
+	tables, err := cat.sharedTables(ctx, loc.pool)
 	if err != nil {
 		return err
 	}
 	return p.Tx(ctx, t, func(tx isolation.Tx) error {
 		for _, tbl := range tables {
-			if _, err := tx.Exec(ctx, "DELETE FROM "+tbl.sanitized()+" WHERE tenant_id = $1", t.ID); err != nil {
+			if _, err := tx.Exec(ctx, "DELETE FROM "+tbl.sanitized()+" WHERE "+p.cfg.TenantColumn+" = $1", t.ID); err != nil {
 				return fmt.Errorf("delete tenant rows from %s: %w", tbl, err)
 			}
 		}
@@ -78,29 +93,49 @@ func (p *RLS) Destroy(ctx context.Context, t *tenancy.Tenant) error {
 	})
 }
 
-// Exec implements isolation.Provider.
-func (p *RLS) Exec(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) (int64, error) {
-	rows, err := p.s.query(ctx, t, p.scope, sql, args)
+// Residue implements isolation.ResidueChecker: rows of t left in tenant
+// tables of any schema (as Destroy finds them), counted in t's own scope.
+func (p *RLS) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
+	loc, err := p.locate(ctx, t)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return drain(rows)
+	cat := catalog{col: p.cfg.TenantColumn, exclude: p.cfg.ExcludeSchemas}
+	tables, err := cat.sharedTables(ctx, loc.pool)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, tbl := range tables {
+		var n int64
+		if err := p.QueryRow(ctx, t, "SELECT count(*) FROM "+tbl.sanitized()+" WHERE "+p.cfg.TenantColumn+" = $1", t.ID).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count rows of %s: %w", tbl, err)
+		}
+		if n > 0 {
+			out = append(out, fmt.Sprintf("%d rows in %s", n, tbl))
+		}
+	}
+	return out, nil
 }
 
-// Query implements isolation.Provider.
-func (p *RLS) Query(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) (isolation.Rows, error) {
-	return p.s.query(ctx, t, p.scope, sql, args)
+// Targets implements isolation.Migratable: the shared tables of every
+// server tenants are placed on, the default server's always.
+func (p *RLS) Targets(tenants []*tenancy.Tenant) ([]isolation.Target, error) {
+	out := []isolation.Target{p.target(p.servers[""].pool, SharedTarget, nil, targetPlace{})}
+	seen := map[string]bool{"": true}
+	for _, t := range tenants {
+		if t == nil {
+			return nil, tenancy.ErrNoTenant
+		}
+		if seen[t.Placement] {
+			continue
+		}
+		seen[t.Placement] = true
+		srv, err := serverFor(p.servers, t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.target(srv.pool, SharedTarget+"/"+t.Placement, nil, targetPlace{}))
+	}
+	return out, nil
 }
-
-// QueryRow implements isolation.Provider.
-func (p *RLS) QueryRow(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) isolation.Row {
-	return isolation.RowOf(p.s.query(ctx, t, p.scope, sql, args))
-}
-
-// Tx implements isolation.Provider.
-func (p *RLS) Tx(ctx context.Context, t *tenancy.Tenant, fn func(isolation.Tx) error) error {
-	return p.s.tx(ctx, t, p.scope, fn)
-}
-
-// Close implements isolation.Provider. The pools belong to the caller.
-func (p *RLS) Close() {}

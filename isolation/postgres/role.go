@@ -2,7 +2,7 @@ package postgres
 
 import (
 	"context"
-	"errors"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -51,11 +51,21 @@ func validRoleName(s string) bool {
 
 // EnsureRole makes role usable as the tenant role from db's connections: it
 // creates it (NOLOGIN, NOSUPERUSER, NOBYPASSRLS) when missing and grants it
-// to the connecting user, who must be a member to switch to it. When the user
-// may not do either, the error is a *SetupError with the SQL an administrator
-// must run. A role that is superuser or has BYPASSRLS is refused: statements
-// run as it would bypass row-level security.
+// to the connecting user, who must be a member to switch to it, and takes
+// the TEMPORARY privilege on the database from PUBLIC (and from the role):
+// a temporary table a tenant statement created would outlive it on the
+// connection. When the user may not do any of this, the error is a
+// *SetupError with the SQL an administrator must run. A role that is
+// superuser or has BYPASSRLS is refused: statements run as it would bypass
+// row-level security.
 func EnsureRole(ctx context.Context, db execer, role string) error {
+	if err := ensureMember(ctx, db, role); err != nil {
+		return err
+	}
+	return ensureNoTemp(ctx, db, role)
+}
+
+func ensureMember(ctx context.Context, db execer, role string) error {
 	if !validRoleName(role) {
 		return fmt.Errorf("tenancy: tenant role name %q must be lowercase letters, digits and '_'", role)
 	}
@@ -68,7 +78,7 @@ func EnsureRole(ctx context.Context, db execer, role string) error {
 		)
 		err := db.QueryRow(ctx, `SELECT current_user, r.oid IS NOT NULL, coalesce(r.rolsuper, false), coalesce(r.rolbypassrls, false),
 	coalesce(pg_has_role(current_user, r.oid, 'MEMBER'), false), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-FROM (SELECT 1) one LEFT JOIN pg_roles r ON r.rolname = $1`, role).Scan(&user, &exists, &super, &bypass, &member, &userSuper)
+FROM (SELECT 1) one LEFT JOIN pg_roles r ON r.rolname = $1`, simple, role).Scan(&user, &exists, &super, &bypass, &member, &userSuper)
 		if err != nil {
 			return fmt.Errorf("tenancy: inspect tenant role: %w", err)
 		}
@@ -115,6 +125,34 @@ FROM (SELECT 1) one LEFT JOIN pg_roles r ON r.rolname = $1`, role).Scan(&user, &
 			}
 		}
 		return nil
+	}
+}
+
+// ensureNoTemp takes the TEMPORARY privilege on db's database from PUBLIC
+// and role, when role holds it and the connecting user may take it.
+func ensureNoTemp(ctx context.Context, db execer, role string) error {
+	for attempt := 0; ; attempt++ {
+		var temp bool
+		var database string
+		err := db.QueryRow(ctx, "SELECT has_database_privilege($1, current_database(), 'TEMPORARY'), current_database()", simple, role).Scan(&temp, &database)
+		if err != nil {
+			return fmt.Errorf("tenancy: inspect the tenant role's privileges: %w", err)
+		}
+		if !temp {
+			return nil
+		}
+		revoke := "REVOKE TEMPORARY ON DATABASE " + quoteIdent(database) + " FROM PUBLIC, " + role
+		if attempt == 0 {
+			// Without ownership of the database this revokes nothing, with
+			// a warning: the check above then fails again.
+			if _, err := db.Exec(ctx, revoke); err == nil || (racing(err) && attempt < 5) {
+				continue
+			}
+		}
+		return &SetupError{
+			Problem: fmt.Sprintf("tenant role %s may create temporary tables in database %s: a temporary table one tenant's statement created would stay on the connection for the next tenant", role, database),
+			SQL:     []string{revoke + ";"},
+		}
 	}
 }
 
@@ -165,10 +203,33 @@ func racing(err error) bool {
 	return false
 }
 
-func pgCode(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
+// sqlExecer adapts a *sql.DB to execer, for migration handles.
+type sqlExecer struct{ db *sql.DB }
+
+func (s sqlExecer) Exec(ctx context.Context, query string, args ...any) (pgconn.CommandTag, error) {
+	res, err := s.db.ExecContext(ctx, query, withoutMode(args)...)
+	if err != nil {
+		return pgconn.CommandTag{}, err
 	}
-	return ""
+	n, _ := res.RowsAffected()
+	return pgconn.NewCommandTag(fmt.Sprintf("EXEC %d", n)), nil
+}
+
+func (s sqlExecer) QueryRow(ctx context.Context, query string, args ...any) pgx.Row {
+	return s.db.QueryRowContext(ctx, query, withoutMode(args)...)
+}
+
+// simple asks pgx to send a setup statement with the simple protocol, so
+// that it leaves no prepared statement on a pooled connection.
+var simple = pgx.QueryExecModeSimpleProtocol
+
+// withoutMode drops a leading pgx exec mode, which database/sql would
+// take for an argument.
+func withoutMode(args []any) []any {
+	if len(args) > 0 {
+		if _, ok := args[0].(pgx.QueryExecMode); ok {
+			return args[1:]
+		}
+	}
+	return args
 }

@@ -2,10 +2,7 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/isolation"
@@ -22,14 +19,18 @@ type SchemaConfig struct {
 }
 
 // Schema gives every tenant its own schema. Each statement runs with the
-// search path set to the tenant's schema alone (never public: a table
-// missing there is an error, not a read of a shared table), and with
-// app.tenant_id and the tenant role set as in RLS, so tables inside tenant
-// schemas may carry the same policies as shared ones: even a read qualified
-// with another tenant's schema returns nothing.
+// search path set to the tenant's schema and pg_temp (never public: a table
+// missing there is an error, not a read of a shared table), and with the
+// tenant and the tenant role set as in RLS. The tables of a tenant schema
+// carry its boundary policies (see SealSchema, which its migrations apply),
+// so a statement in one tenant's scope that names another tenant's schema
+// reads nothing and cannot write, whether or not the table has a tenant
+// column.
 type Schema struct {
-	s      *shared
-	prefix string
+	core
+	servers map[string]*server
+	scopes  scopeCache
+	prefix  string
 }
 
 var _ isolation.Provider = (*Schema)(nil)
@@ -42,21 +43,54 @@ func NewSchema(ctx context.Context, pool *pgxpool.Pool, cfg SchemaConfig) (*Sche
 	if err := isolation.ValidatePrefix(cfg.Prefix); err != nil {
 		return nil, err
 	}
-	for _, p := range append([]*pgxpool.Pool{pool}, slices.Collect(maps.Values(cfg.Placements))...) {
-		if describesEarly(p) {
-			return nil, errors.New("tenancy: schema isolation needs default_query_exec_mode cache_statement (the default), exec or simple_protocol: " +
-				"cache_describe and describe_exec describe statements before the tenant's search path is set")
-		}
-	}
-	s, err := newShared(ctx, pool, cfg.Config)
+	servers, err := openServers(ctx, pool, &cfg.Config)
 	if err != nil {
 		return nil, err
 	}
-	return &Schema{s: s, prefix: cfg.Prefix}, nil
+	p := &Schema{servers: servers, prefix: cfg.Prefix}
+	p.core = core{cfg: cfg.Config, strat: p}
+	return p, nil
+}
+
+func (p *Schema) locate(_ context.Context, t *tenancy.Tenant) (location, error) {
+	if t == nil {
+		return location{}, tenancy.ErrNoTenant
+	}
+	srv, err := serverFor(p.servers, t)
+	if err != nil {
+		return location{}, err
+	}
+	sc, err := p.scopes.get(t, func() (*scope, error) {
+		name, err := isolation.Name(p.prefix, t.Identifier)
+		if err != nil {
+			return nil, err
+		}
+		return newScope(t.ID, p.cfg.Role, pgx.Identifier{name}.Sanitize()+", pg_temp"), nil
+	})
+	if err != nil {
+		return location{}, err
+	}
+	return location{pool: srv.pool, exec: srv.exec, scope: sc}, nil
+}
+
+// place validates t and returns its schema name and the pool of its server.
+func (p *Schema) place(t *tenancy.Tenant) (string, *pgxpool.Pool, error) {
+	if err := isolation.CheckTenant(t); err != nil {
+		return "", nil, err
+	}
+	name, err := isolation.Name(p.prefix, t.Identifier)
+	if err != nil {
+		return "", nil, err
+	}
+	srv, err := serverFor(p.servers, t)
+	if err != nil {
+		return "", nil, err
+	}
+	return name, srv.pool, nil
 }
 
 // Role returns the tenant role.
-func (p *Schema) Role() string { return p.s.cfg.Role }
+func (p *Schema) Role() string { return p.cfg.Role }
 
 // Prefix returns the schema name prefix.
 func (p *Schema) Prefix() string { return p.prefix }
@@ -70,36 +104,19 @@ func (p *Schema) SchemaName(t *tenancy.Tenant) (string, error) {
 }
 
 // Pool returns the pool of tenants without a Placement.
-func (p *Schema) Pool() *pgxpool.Pool { return p.s.pool }
+func (p *Schema) Pool() *pgxpool.Pool { return p.servers[""].pool }
 
 // PoolFor returns the pool of the server holding t's schema.
 func (p *Schema) PoolFor(t *tenancy.Tenant) (*pgxpool.Pool, error) {
-	pool, _, err := p.s.poolFor(t)
+	_, pool, err := p.place(t)
 	return pool, err
 }
 
-func (p *Schema) scope(t *tenancy.Tenant) (scope, error) {
-	name, err := isolation.Name(p.prefix, t.Identifier)
-	if err != nil {
-		return scope{}, err
-	}
-	return scope{tenantID: t.ID, role: p.s.cfg.Role, path: pgx.Identifier{name}.Sanitize()}, nil
-}
-
-// Dialect implements isolation.Provider.
-func (p *Schema) Dialect() isolation.Dialect { return isolation.Postgres }
-
-// Initialize implements isolation.Provider: it creates t's schema and grants
-// the tenant role its use.
+// Initialize implements isolation.Provider: it creates t's schema, grants
+// the tenant role its use, and seals the tables already in it (none, for a
+// new schema; migrations seal the ones they create).
 func (p *Schema) Initialize(ctx context.Context, t *tenancy.Tenant) error {
-	if err := isolation.CheckTenant(t); err != nil {
-		return err
-	}
-	name, err := isolation.Name(p.prefix, t.Identifier)
-	if err != nil {
-		return err
-	}
-	pool, _, err := p.s.poolFor(t)
+	name, pool, err := p.place(t)
 	if err != nil {
 		return err
 	}
@@ -110,22 +127,23 @@ func (p *Schema) Initialize(ctx context.Context, t *tenancy.Tenant) error {
 			return fmt.Errorf("create schema %s: %w", name, err)
 		}
 	}
-	return GrantSchema(ctx, pool, name, p.s.cfg.Role)
+	if err := GrantSchema(ctx, pool, name, p.cfg.Role); err != nil {
+		return err
+	}
+	return SealSchema(ctx, pool, name, t.ID)
 }
 
 // Destroy implements isolation.Provider: it drops t's schema and everything
-// in it.
+// in it. A foreign key from a table outside the schema into it would be
+// dropped with it, silently changing another schema, so when one exists
+// nothing is dropped and the error names it.
 func (p *Schema) Destroy(ctx context.Context, t *tenancy.Tenant) error {
-	if err := isolation.CheckTenant(t); err != nil {
-		return err
-	}
-	name, err := isolation.Name(p.prefix, t.Identifier)
+	name, pool, err := p.place(t)
 	if err != nil {
 		return err
 	}
-	pool, _, err := p.s.poolFor(t)
-	if err != nil {
-		return err
+	if err := refuseKeysInto(ctx, pool, name); err != nil {
+		return fmt.Errorf("destroy tenant %s: %w", t.Identifier, err)
 	}
 	if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
 		return fmt.Errorf("drop schema %s: %w", name, err)
@@ -133,29 +151,41 @@ func (p *Schema) Destroy(ctx context.Context, t *tenancy.Tenant) error {
 	return nil
 }
 
-// Exec implements isolation.Provider.
-func (p *Schema) Exec(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) (int64, error) {
-	rows, err := p.s.query(ctx, t, p.scope, sql, args)
+// Residue implements isolation.ResidueChecker: t's schema, if it exists.
+func (p *Schema) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
+	name, pool, err := p.place(t)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return drain(rows)
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", simple, name).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("look up schema %s: %w", name, err)
+	}
+	if exists {
+		return []string{"schema " + name}, nil
+	}
+	return nil, nil
 }
 
-// Query implements isolation.Provider.
-func (p *Schema) Query(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) (isolation.Rows, error) {
-	return p.s.query(ctx, t, p.scope, sql, args)
+// Targets implements isolation.Migratable: one schema per tenant, migrated
+// with the tenant set and sealed after every change.
+func (p *Schema) Targets(tenants []*tenancy.Tenant) ([]isolation.Target, error) {
+	out := make([]isolation.Target, 0, len(tenants))
+	for _, t := range tenants {
+		name, pool, err := p.place(t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.target(pool, "schema/"+placementKey(t)+name, t, targetPlace{schema: name}))
+	}
+	return out, nil
 }
 
-// QueryRow implements isolation.Provider.
-func (p *Schema) QueryRow(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) isolation.Row {
-	return isolation.RowOf(p.s.query(ctx, t, p.scope, sql, args))
+// placementKey prefixes target and pool keys of tenants placed off the
+// default server, so that equal names on two servers stay apart.
+func placementKey(t *tenancy.Tenant) string {
+	if t.Placement == "" {
+		return ""
+	}
+	return t.Placement + "/"
 }
-
-// Tx implements isolation.Provider.
-func (p *Schema) Tx(ctx context.Context, t *tenancy.Tenant, fn func(isolation.Tx) error) error {
-	return p.s.tx(ctx, t, p.scope, fn)
-}
-
-// Close implements isolation.Provider. The pools belong to the caller.
-func (p *Schema) Close() {}

@@ -1,10 +1,15 @@
 // Package sqlite isolates tenants on SQLite with a database file per tenant,
 // using modernc.org/sqlite (pure Go: nothing to install). It is the embedded
 // default of the example apps: a service runs with no database server at all.
+//
+// A tenant's statements run on connections to its own file only: ATTACH is
+// refused on every connection the provider opens, so no statement can reach
+// another tenant's file. Code written for database/sql (sqlc's database/sql
+// output, sqlx) runs on the tenant's *sql.Conn or *sql.Tx through Conn and
+// BeginFunc; both are valid only inside their callback.
 package sqlite
 
 import (
-	"container/list"
 	"context"
 	"database/sql"
 	"errors"
@@ -17,10 +22,9 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/internal/poolcache"
 	"github.com/go-tenancy/tenancy/isolation"
-	"github.com/jackc/pgx/v5"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite"
 )
 
 // Config configures file-per-tenant isolation.
@@ -29,7 +33,9 @@ type Config struct {
 	// created when missing. Required; it must not contain '?'.
 	Dir string
 	// MaxOpen caps how many tenant databases are open at once; the least
-	// recently used idle one is closed to open another. Default 64.
+	// recently used idle one is closed to open another, and when every open
+	// one is in use a call waits for one, as long as its context allows.
+	// Default 64.
 	MaxOpen int
 	// MaxConnsPerTenant caps each tenant's connections. SQLite in WAL mode
 	// reads concurrently and writes one at a time. Default 4.
@@ -37,28 +43,48 @@ type Config struct {
 	// BusyTimeout is how long a writer waits for the file's write lock.
 	// Default 5s.
 	BusyTimeout time.Duration
+	// IdleTimeout closes a tenant database unused for that long. Default 5m.
+	IdleTimeout time.Duration
 }
 
 // Provider gives every tenant its own SQLite file, in WAL mode with a busy
 // timeout, foreign keys on, and transactions that take the write lock when
 // they begin (so two writers never deadlock upgrading read locks).
 type Provider struct {
-	cfg   Config
-	mu    sync.Mutex
-	dbs   map[string]*tenantDB // by file path
-	lru   list.List
-	freed chan struct{}
-	done  bool
-}
-
-type tenantDB struct {
-	path string
-	db   *sql.DB
-	refs int
-	el   *list.Element
+	cfg Config
+	dbs *poolcache.Cache[string, *sql.DB]
 }
 
 var _ isolation.Provider = (*Provider)(nil)
+
+// driverName names the private registration of modernc.org/sqlite whose
+// connections refuse ATTACH.
+const driverName = "tenancy-sqlite"
+
+var registerOnce sync.Once
+
+// register registers the provider's driver: modernc.org/sqlite with an
+// authorizer, installed on every connection it opens, that refuses ATTACH.
+// Without it a tenant's statement could attach another tenant's file and
+// read it.
+func register() {
+	registerOnce.Do(func() {
+		drv := &sqlite.Driver{}
+		drv.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, _ string) error {
+			reg, ok := c.(sqlite.AuthorizerRegisterer)
+			if !ok {
+				return errors.New("isolation/sqlite: the driver cannot refuse ATTACH on this connection")
+			}
+			return reg.RegisterAuthorizer(func(action sqlite.AuthorizerActionCode, _, _, _, _ string) sqlite.AuthorizerReturnCode {
+				if action == sqlite.AuthAttach {
+					return sqlite.AuthorizerDeny
+				}
+				return sqlite.AuthorizerOK
+			})
+		})
+		sql.Register(driverName, drv)
+	})
+}
 
 // New returns a provider storing tenant files under cfg.Dir.
 func New(cfg Config) (*Provider, error) {
@@ -77,10 +103,22 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.BusyTimeout <= 0 {
 		cfg.BusyTimeout = 5 * time.Second
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 5 * time.Minute
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("isolation/sqlite: create data directory: %w", err)
 	}
-	return &Provider{cfg: cfg, dbs: make(map[string]*tenantDB), freed: make(chan struct{})}, nil
+	register()
+	dbs, err := poolcache.New[string](poolcache.Config[*sql.DB]{
+		MaxWeight:   cfg.MaxOpen,
+		IdleTimeout: cfg.IdleTimeout,
+		Close:       func(db *sql.DB) { _ = db.Close() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Provider{cfg: cfg, dbs: dbs}, nil
 }
 
 // Path returns the file holding t's data.
@@ -91,12 +129,13 @@ func (p *Provider) Path(t *tenancy.Tenant) (string, error) {
 	return isolation.FileName(p.cfg.Dir, t.Identifier)
 }
 
-// Open opens a database file with the provider's settings. Migrations and
-// tools use it for a tenant's file; the caller closes the handle.
+// Open opens a database file with the provider's settings, ATTACH refused
+// included. Migrations and tools use it for a tenant's file; the caller
+// closes the handle.
 func (p *Provider) Open(path string) (*sql.DB, error) {
 	dsn := path + "?_busy_timeout=" + strconv.FormatInt(p.cfg.BusyTimeout.Milliseconds(), 10) +
 		"&_journal_mode=WAL&_foreign_keys=1&_synchronous=NORMAL&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sql.Open(driverName, dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -105,18 +144,35 @@ func (p *Provider) Open(path string) (*sql.DB, error) {
 	return db, nil
 }
 
+// acquire returns t's database, opening it when needed, held open until
+// release.
+func (p *Provider) acquire(ctx context.Context, t *tenancy.Tenant) (*sql.DB, func(), error) {
+	path, err := p.Path(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := p.dbs.Acquire(ctx, path, 1, func() (*sql.DB, error) { return p.Open(path) })
+	if err != nil {
+		if errors.Is(err, poolcache.ErrClosed) {
+			return nil, nil, errors.New("isolation/sqlite: provider is closed")
+		}
+		return nil, nil, fmt.Errorf("isolation/sqlite: open tenant database: %w", err)
+	}
+	return h.Value(), h.Release, nil
+}
+
 // Dialect implements isolation.Provider.
 func (p *Provider) Dialect() isolation.Dialect { return isolation.SQLite }
 
 // Initialize implements isolation.Provider: it creates t's file.
 func (p *Provider) Initialize(ctx context.Context, t *tenancy.Tenant) error {
-	tdb, err := p.acquire(ctx, t)
+	db, release, err := p.acquire(ctx, t)
 	if err != nil {
 		return err
 	}
-	defer p.release(tdb)
-	if err := tdb.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("open tenant database %s: %w", tdb.path, err)
+	defer release()
+	if err := db.PingContext(ctx); err != nil {
+		return fmt.Errorf("open tenant database of %s: %w", t.Identifier, err)
 	}
 	return nil
 }
@@ -128,15 +184,7 @@ func (p *Provider) Destroy(_ context.Context, t *tenancy.Tenant) error {
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	tdb := p.dbs[path]
-	if tdb != nil {
-		p.remove(tdb)
-	}
-	p.mu.Unlock()
-	if tdb != nil {
-		_ = tdb.db.Close()
-	}
+	p.dbs.Remove(path)
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", f, err)
@@ -147,19 +195,11 @@ func (p *Provider) Destroy(_ context.Context, t *tenancy.Tenant) error {
 
 // Exec implements isolation.Provider.
 func (p *Provider) Exec(ctx context.Context, t *tenancy.Tenant, query string, args ...any) (int64, error) {
-	tdb, err := p.acquire(ctx, t)
+	db, release, err := p.acquire(ctx, t)
 	if err != nil {
 		return 0, err
 	}
-	defer p.release(tdb)
-	return execDB(ctx, tdb.db, query, args)
-}
-
-type execContexter interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-func execDB(ctx context.Context, db execContexter, query string, args []any) (int64, error) {
+	defer release()
 	res, err := db.ExecContext(ctx, query, args...)
 	if err != nil {
 		return 0, err
@@ -169,16 +209,16 @@ func execDB(ctx context.Context, db execContexter, query string, args []any) (in
 
 // Query implements isolation.Provider.
 func (p *Provider) Query(ctx context.Context, t *tenancy.Tenant, query string, args ...any) (isolation.Rows, error) {
-	tdb, err := p.acquire(ctx, t)
+	db, release, err := p.acquire(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tdb.db.QueryContext(ctx, query, args...)
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
-		p.release(tdb)
+		release()
 		return nil, err
 	}
-	return &sqlRows{Rows: rows, release: func() { p.release(tdb) }}, nil
+	return &sqlRows{Rows: rows, release: release}, nil
 }
 
 // QueryRow implements isolation.Provider.
@@ -186,120 +226,63 @@ func (p *Provider) QueryRow(ctx context.Context, t *tenancy.Tenant, query string
 	return isolation.RowOf(p.Query(ctx, t, query, args...))
 }
 
-// Tx implements isolation.Provider.
+// Tx implements isolation.Provider. The transaction refuses every call once
+// fn has returned.
 func (p *Provider) Tx(ctx context.Context, t *tenancy.Tenant, fn func(isolation.Tx) error) error {
-	tdb, err := p.acquire(ctx, t)
+	return p.BeginFunc(ctx, t, nil, func(tx *sql.Tx) error {
+		st := &sqlTx{tx: tx}
+		defer st.end()
+		return fn(st)
+	})
+}
+
+// BeginFunc runs fn in a transaction on t's file, for database/sql code
+// (sqlc's database/sql output, sqlx), and commits when fn returns nil or
+// rolls back otherwise. The *sql.Tx is valid only inside fn: after it,
+// database/sql refuses every call with sql.ErrTxDone.
+func (p *Provider) BeginFunc(ctx context.Context, t *tenancy.Tenant, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
+	db, release, err := p.acquire(ctx, t)
 	if err != nil {
 		return err
 	}
-	defer p.release(tdb)
-	tx, err := tdb.db.BeginTx(ctx, nil)
+	defer release()
+	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}
 	// Rollback after Commit is a no-op; this one undoes a failed or
 	// panicking fn.
 	defer func() { _ = tx.Rollback() }()
-	if err := fn(&sqlTx{tx: tx}); err != nil {
+	if err := fn(tx); err != nil {
 		return err
 	}
 	return tx.Commit()
 }
 
-// Close implements isolation.Provider: it closes every tenant database.
-func (p *Provider) Close() {
-	p.mu.Lock()
-	p.done = true
-	var dbs []*sql.DB
-	for _, tdb := range p.dbs {
-		dbs = append(dbs, tdb.db)
-		p.remove(tdb)
-	}
-	p.mu.Unlock()
-	for _, db := range dbs {
-		_ = db.Close()
-	}
-}
-
-func (p *Provider) acquire(ctx context.Context, t *tenancy.Tenant) (*tenantDB, error) {
-	path, err := p.Path(t)
+// Conn runs fn with a connection to t's file, for database/sql code. The
+// *sql.Conn is valid only inside fn: after it, database/sql refuses every
+// call with sql.ErrConnDone.
+func (p *Provider) Conn(ctx context.Context, t *tenancy.Tenant, fn func(*sql.Conn) error) error {
+	db, release, err := p.acquire(ctx, t)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	for {
-		p.mu.Lock()
-		if p.done {
-			p.mu.Unlock()
-			return nil, errors.New("isolation/sqlite: provider is closed")
-		}
-		if tdb, ok := p.dbs[path]; ok {
-			tdb.refs++
-			p.lru.MoveToFront(tdb.el)
-			p.mu.Unlock()
-			return tdb, nil
-		}
-		var evicted *sql.DB
-		if len(p.dbs) >= p.cfg.MaxOpen {
-			for el := p.lru.Back(); el != nil; el = el.Prev() {
-				if v := el.Value.(*tenantDB); v.refs == 0 {
-					evicted = v.db
-					p.remove(v)
-					break
-				}
-			}
-		}
-		if len(p.dbs) < p.cfg.MaxOpen {
-			db, err := p.Open(path)
-			if err != nil {
-				p.mu.Unlock()
-				return nil, fmt.Errorf("open tenant database: %w", err)
-			}
-			tdb := &tenantDB{path: path, db: db, refs: 1}
-			tdb.el = p.lru.PushFront(tdb)
-			p.dbs[path] = tdb
-			p.mu.Unlock()
-			if evicted != nil {
-				_ = evicted.Close()
-			}
-			return tdb, nil
-		}
-		freed := p.freed
-		p.mu.Unlock()
-		select {
-		case <-freed:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for a tenant database: %w", ctx.Err())
-		}
+	defer release()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
 	}
+	defer conn.Close()
+	return fn(conn)
 }
 
-func (p *Provider) release(tdb *tenantDB) {
-	p.mu.Lock()
-	tdb.refs--
-	if tdb.refs == 0 {
-		close(p.freed)
-		p.freed = make(chan struct{})
-	}
-	p.mu.Unlock()
-}
-
-// remove forgets tdb and wakes waiters for a free slot; p.mu is held and the
-// caller closes its handle.
-func (p *Provider) remove(tdb *tenantDB) {
-	if p.dbs[tdb.path] != tdb {
-		return
-	}
-	delete(p.dbs, tdb.path)
-	p.lru.Remove(tdb.el)
-	close(p.freed)
-	p.freed = make(chan struct{})
-}
+// Close implements isolation.Provider: it closes every tenant database.
+func (p *Provider) Close() { p.dbs.Close() }
 
 // OpenCount reports how many tenant databases are open.
 func (p *Provider) OpenCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.dbs)
+	n, _ := p.dbs.Stats()
+	return n
 }
 
 type sqlRows struct {
@@ -338,16 +321,43 @@ func (r *sqlRows) Err() error {
 	return r.Rows.Err()
 }
 
-type sqlTx struct{ tx *sql.Tx }
+// sqlTx is an isolation.Tx over a *sql.Tx that refuses every call after its
+// callback returned, with isolation.ErrTxClosed, as every provider's does.
+type sqlTx struct {
+	mu    sync.Mutex
+	tx    *sql.Tx
+	ended bool
+}
 
-func (t *sqlTx) Pgx() pgx.Tx  { return nil }
-func (t *sqlTx) SQL() *sql.Tx { return t.tx }
+var errTxClosed = fmt.Errorf("%w: %w", isolation.ErrTxClosed, sql.ErrTxDone)
+
+func (t *sqlTx) end() {
+	t.mu.Lock()
+	t.ended = true
+	t.mu.Unlock()
+}
+
+func (t *sqlTx) open() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.ended
+}
 
 func (t *sqlTx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return execDB(ctx, t.tx, query, args)
+	if !t.open() {
+		return 0, errTxClosed
+	}
+	res, err := t.tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 func (t *sqlTx) Query(ctx context.Context, query string, args ...any) (isolation.Rows, error) {
+	if !t.open() {
+		return nil, errTxClosed
+	}
 	rows, err := t.tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err

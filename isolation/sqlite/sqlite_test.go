@@ -2,17 +2,17 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/isolation"
+	"github.com/go-tenancy/tenancy/isolation/isolationtest"
 	"github.com/go-tenancy/tenancy/isolation/sqlite"
 )
 
@@ -80,54 +80,6 @@ func TestFilePerTenant(t *testing.T) {
 	}
 }
 
-func TestTxCommitAndRollback(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	a := tenant("acme-corp")
-	p := setup(t, sqlite.Config{}, a)
-	boom := errors.New("boom")
-	err := p.Tx(ctx, a, func(tx isolation.Tx) error {
-		if tx.SQL() == nil || tx.Pgx() != nil {
-			t.Error("SQLite Tx must expose *sql.Tx only")
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO notes (tenant_id, title) VALUES (?, 'rolled back')", a.ID); err != nil {
-			return err
-		}
-		return boom
-	})
-	if !errors.Is(err, boom) {
-		t.Fatal(err)
-	}
-	if err := p.Tx(ctx, a, func(tx isolation.Tx) error {
-		_, err := tx.Exec(ctx, "INSERT INTO notes (tenant_id, title) VALUES (?, 'kept')", a.ID)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	func() {
-		defer func() { _ = recover() }()
-		_ = p.Tx(ctx, a, func(tx isolation.Tx) error {
-			_, _ = tx.Exec(ctx, "INSERT INTO notes (tenant_id, title) VALUES (?, 'panicked')", a.ID)
-			panic("handler bug")
-		})
-	}()
-	rows, err := p.Query(ctx, a, "SELECT title FROM notes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, s)
-	}
-	if err := rows.Err(); err != nil || strings.Join(got, ",") != "kept" {
-		t.Fatalf("rows %v, %v", got, err)
-	}
-}
-
 func TestRefusesEscapes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -183,70 +135,122 @@ func TestDestroyRemovesFiles(t *testing.T) {
 
 // TestLeakUnderLoad: many tenants, concurrent reads and writes, a cap of 4
 // open files: every read sees its own rows only.
-func TestLeakUnderLoad(t *testing.T) {
+// TestConformance runs the provider conformance suite.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	isolationtest.Run(t, func(t *testing.T, tenants []*tenancy.Tenant, maxConns int) isolationtest.Fixture {
+		p, err := sqlite.New(sqlite.Config{Dir: t.TempDir(), MaxOpen: 8, MaxConnsPerTenant: maxConns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		for _, tn := range tenants {
+			if err := p.Initialize(context.Background(), tn); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Exec(context.Background(), tn, isolationtest.NotesSQLite); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return isolationtest.Fixture{Provider: p}
+	})
+}
+
+// TestAttachRefused: a tenant's statement cannot attach another tenant's
+// file, on the provider's connections or on a handle from Open.
+func TestAttachRefused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	var tenants []*tenancy.Tenant
-	for i := range 20 {
-		tenants = append(tenants, tenant(fmt.Sprintf("tenant-%d", i)))
+	a, b := tenant("acme-corp"), tenant("globex")
+	p := setup(t, sqlite.Config{}, a, b)
+	if _, err := p.Exec(ctx, b, "INSERT INTO notes (tenant_id, title) VALUES (?, 'b-secret')", b.ID); err != nil {
+		t.Fatal(err)
 	}
-	p := setup(t, sqlite.Config{MaxOpen: 4}, tenants...)
-	var wg sync.WaitGroup
-	errs := make(chan error, len(tenants)*4)
-	counts := make([]int, len(tenants))
-	var mu sync.Mutex
-	for i, tn := range tenants {
-		for w := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r := rand.New(rand.NewPCG(uint64(i), uint64(w)))
-				for op := range 20 {
-					if r.IntN(2) == 0 {
-						if _, err := p.Exec(ctx, tn, "INSERT INTO notes (tenant_id, title) VALUES (?, ?)", tn.ID, fmt.Sprintf("%s:%d", tn.ID, op)); err != nil {
-							errs <- err
-							return
-						}
-						mu.Lock()
-						counts[i]++
-						mu.Unlock()
-						continue
-					}
-					rows, err := p.Query(ctx, tn, "SELECT tenant_id, title FROM notes")
-					if err != nil {
-						errs <- err
-						return
-					}
-					for rows.Next() {
-						var tid, title string
-						if err := rows.Scan(&tid, &title); err != nil {
-							errs <- err
-							return
-						}
-						if tid != tn.ID || !strings.HasPrefix(title, tn.ID+":") {
-							errs <- fmt.Errorf("%s read (%s, %s)", tn.ID, tid, title)
-						}
-					}
-					if err := rows.Err(); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
+	pathB, _ := p.Path(b)
+	for _, stmt := range []string{
+		"ATTACH DATABASE '" + pathB + "' AS other",
+		"ATTACH '" + pathB + "' AS other",
+		"ATTACH DATABASE 'file:" + pathB + "?mode=ro' AS other",
+	} {
+		if _, err := p.Exec(ctx, a, stmt); err == nil || !strings.Contains(strings.ToLower(err.Error()), "not authorized") {
+			t.Fatalf("%s: want not authorized, got %v", stmt, err)
 		}
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
+	err := p.Tx(ctx, a, func(tx isolation.Tx) error {
+		_, err := tx.Exec(ctx, "ATTACH DATABASE '"+pathB+"' AS other")
+		return err
+	})
+	if err == nil {
+		t.Fatal("ATTACH in a transaction succeeded")
 	}
-	if n := p.OpenCount(); n > 4 {
-		t.Errorf("%d files open, cap 4", n)
+	pathA, _ := p.Path(a)
+	db, err := p.Open(pathA)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, tn := range tenants {
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "ATTACH DATABASE '"+pathB+"' AS other"); err == nil {
+		t.Fatal("ATTACH on a handle from Open succeeded")
+	}
+}
+
+// TestNativeAccess: database/sql code runs on the tenant's *sql.Conn and
+// *sql.Tx, which are dead once their callback returns.
+func TestNativeAccess(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, b := tenant("acme-corp"), tenant("globex")
+	p := setup(t, sqlite.Config{}, a, b)
+	var heldTx *sql.Tx
+	err := p.BeginFunc(ctx, a, nil, func(tx *sql.Tx) error {
+		heldTx = tx
+		_, err := tx.ExecContext(ctx, "INSERT INTO notes (tenant_id, title) VALUES (?, 'a-native')", a.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := heldTx.ExecContext(ctx, "INSERT INTO notes (tenant_id, title) VALUES (?, 'held')", a.ID); !errors.Is(err, sql.ErrTxDone) {
+		t.Fatalf("held *sql.Tx: want ErrTxDone, got %v", err)
+	}
+	var heldConn *sql.Conn
+	err = p.Conn(ctx, b, func(c *sql.Conn) error {
+		heldConn = c
 		var n int
-		if err := p.QueryRow(ctx, tn, "SELECT count(*) FROM notes").Scan(&n); err != nil || n != counts[i] {
-			t.Errorf("%s holds %d rows (%v), want %d", tn.ID, n, err, counts[i])
+		if err := c.QueryRowContext(ctx, "SELECT count(*) FROM notes").Scan(&n); err != nil {
+			return err
 		}
+		if n != 0 {
+			t.Errorf("B's connection sees %d notes", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := heldConn.ExecContext(ctx, "SELECT 1"); !errors.Is(err, sql.ErrConnDone) {
+		t.Fatalf("held *sql.Conn: want ErrConnDone, got %v", err)
+	}
+	var title string
+	if err := p.QueryRow(ctx, a, "SELECT title FROM notes").Scan(&title); err != nil || title != "a-native" {
+		t.Fatalf("A's notes: %q %v", title, err)
+	}
+}
+
+// TestIdleFilesClosed: a tenant database unused for IdleTimeout is closed.
+func TestIdleFilesClosed(t *testing.T) {
+	t.Parallel()
+	a := tenant("acme-corp")
+	p := setup(t, sqlite.Config{IdleTimeout: 50 * time.Millisecond}, a)
+	deadline := time.Now().Add(5 * time.Second)
+	for p.OpenCount() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("idle tenant database was not closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var n int
+	if err := p.QueryRow(context.Background(), a, "SELECT count(*) FROM notes").Scan(&n); err != nil {
+		t.Fatalf("reopening after eviction: %v", err)
 	}
 }
