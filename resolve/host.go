@@ -13,6 +13,10 @@ import (
 var (
 	errHostAbsent  = fmt.Errorf("resolve: host names no tenant: %w", tenancy.ErrNoTenant)
 	errHostInvalid = fmt.Errorf("resolve: tenant subdomain: %w", tenancy.ErrInvalidIdentifier)
+	// errForwardedInvalid: a trusted peer sent a Forwarded header that does
+	// not parse; no host in it can be believed.
+	errForwardedInvalid = fmt.Errorf("resolve: Forwarded header does not parse: %w", tenancy.ErrNoTenant)
+	errProxyHeader      = errors.New("resolve: Host.ProxyHeader must be empty, X-Forwarded-Host or Forwarded")
 )
 
 // Host resolves the tenant from the request's host: a custom domain
@@ -33,16 +37,44 @@ var (
 // DNS name is absent too, unless it is a single label under BaseDomain,
 // which is then invalid (400).
 //
-// X-Forwarded-Host is read only from peers in TrustedProxies (none by
-// default): a client cannot pick its tenant by sending it. From a trusted
-// peer, its first value replaces the Host header.
+// # Behind proxies
+//
+// The host a proxy passes on is read only when the immediate peer
+// (r.RemoteAddr) is in TrustedProxies (none by default): a client cannot
+// pick its tenant by sending the header itself. Only the header named by
+// ProxyHeader is read, and within it only what trusted proxies added: the
+// chain is walked from the right, as for X-Forwarded-For, skipping the
+// trusted proxies, and the value added by the outermost one (the proxy the
+// client connected to) is used. Values the client sent, on the left, are
+// never used.
+//
+//   - X-Forwarded-Host (the default): the trusted proxies are counted from
+//     the right of X-Forwarded-For, and the X-Forwarded-Host value at the
+//     same place from the right is used, or its left-most value when it has
+//     fewer. So each trusted proxy must append to both headers, or the
+//     first one must set X-Forwarded-Host (replacing what the client sent)
+//     and the others leave it alone.
+//   - Forwarded (RFC 7239): elements are skipped from the right while their
+//     for= names a trusted proxy; the host= of the next one is used. A
+//     Forwarded header that does not parse names no tenant.
+//
+// When the header is absent, or the value found is empty, the Host header
+// is used. TrustedProxies must list proxies only: a client inside one of
+// its prefixes counts as a proxy.
 type Host struct {
 	// BaseDomain is the domain tenants get subdomains of, such as
 	// "example.com" or "localhost". Empty: only custom domains resolve.
 	BaseDomain string
-	// TrustedProxies are the peers (r.RemoteAddr) whose X-Forwarded-Host is
-	// believed. Default none: the header is ignored.
+	// TrustedProxies are the peers whose proxy header is believed, and the
+	// addresses skipped when walking it. Default none: proxy headers are
+	// ignored.
 	TrustedProxies []netip.Prefix
+	// ProxyHeader names the header the trusted proxies report the requested
+	// host in: HeaderXForwardedHost (the default) or HeaderForwarded. The
+	// other is ignored: a proxy that manages one of them passes the other
+	// on from the client untouched, so reading both would let a client
+	// choose. Any other value makes Resolve fail.
+	ProxyHeader string
 	// Lookup finds the tenant. Required.
 	Lookup Lookup
 }
@@ -53,8 +85,20 @@ func (h Host) Resolve(r *http.Request) (Result, error) {
 		return Result{}, errNoLookup
 	}
 	raw := r.Host
-	if len(h.TrustedProxies) > 0 && trustedPeer(r.RemoteAddr, h.TrustedProxies) {
-		if fwd := forwardedHost(r.Header); fwd != "" {
+	if len(h.TrustedProxies) > 0 && trustedAddr(r.RemoteAddr, h.TrustedProxies) {
+		var fwd string
+		switch h.ProxyHeader {
+		case "", HeaderXForwardedHost:
+			fwd = xForwardedHost(r.Header, h.TrustedProxies)
+		case HeaderForwarded:
+			var ok bool
+			if fwd, ok = forwardedHost(r.Header, h.TrustedProxies); !ok {
+				return Result{}, errForwardedInvalid
+			}
+		default:
+			return Result{}, errProxyHeader
+		}
+		if fwd != "" {
 			raw = fwd
 		}
 	}
@@ -154,38 +198,4 @@ func stripPort(hostport string) (string, bool) {
 		return "", false
 	}
 	return host, true
-}
-
-// trustedPeer reports whether remoteAddr ("ip:port", as net/http sets it) is
-// inside one of the prefixes.
-func trustedPeer(remoteAddr string, prefixes []netip.Prefix) bool {
-	var addr netip.Addr
-	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
-		addr = ap.Addr()
-	} else if a, err := netip.ParseAddr(remoteAddr); err == nil {
-		addr = a
-	} else {
-		return false
-	}
-	addr = addr.Unmap()
-	for _, p := range prefixes {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
-}
-
-// forwardedHost returns the first value of X-Forwarded-Host: the host the
-// client asked the first proxy for.
-func forwardedHost(h http.Header) string {
-	vals := h["X-Forwarded-Host"]
-	if len(vals) == 0 {
-		return ""
-	}
-	v := vals[0]
-	if i := strings.IndexByte(v, ','); i >= 0 {
-		v = v[:i]
-	}
-	return strings.Trim(v, " \t")
 }
