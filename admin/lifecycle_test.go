@@ -107,13 +107,13 @@ func TestCreateAndPurge(t *testing.T) {
 	h := app.harness(t, sqliteV1)
 
 	r := h.run("tenants", "create", "--identifier", "acme-corp", "--name", "Acme Corp", "--tier", "starter",
-		"--domain", "Acme.Example.com", "--domain", "acme", "--id", "t-acme")
+		"--domain", "Acme.Example.com", "--id", "t-acme")
 	r.wantOK(t)
 	if r.stdout != "created acme-corp (id t-acme, status active)\n" {
 		t.Errorf("create printed %q", r.stdout)
 	}
 	tn := app.tenant(t, "acme-corp")
-	if tn.Status != tenancy.StatusActive || tn.ID != "t-acme" || tn.Tier != "starter" || strings.Join(tn.Domains, ",") != "acme,acme.example.com" {
+	if tn.Status != tenancy.StatusActive || tn.ID != "t-acme" || tn.Tier != "starter" || strings.Join(tn.Domains, ",") != "acme.example.com" {
 		t.Errorf("created %+v", tn)
 	}
 	if !app.hasTable(t, "acme-corp", "notes") {
@@ -128,7 +128,7 @@ func TestCreateAndPurge(t *testing.T) {
 	}
 
 	h.run("tenants", "create", "--identifier", "acme-corp", "--name", "Again").wantError(t, admin.ExitFailure, `tenant identifier "acme-corp" is already taken`)
-	h.run("tenants", "create", "--identifier", "acme-two", "--name", "Two", "--domain", "acme").wantError(t, admin.ExitFailure, `tenant domain "acme" is already taken`)
+	h.run("tenants", "create", "--identifier", "acme-two", "--name", "Two", "--domain", "acme.example.com").wantError(t, admin.ExitFailure, `tenant domain "acme.example.com" is already taken`)
 
 	// An active tenant is purged only on purpose.
 	h.run("tenants", "purge", "acme-corp").wantError(t, admin.ExitFailure, `tenant "acme-corp" is active: delete it first (tenants delete acme-corp), or pass --force`)

@@ -322,10 +322,11 @@ func printTable(w io.Writer, tenants []*tenancy.Tenant, status string) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "IDENTIFIER\tNAME\tSTATUS\tTIER\tISOLATION\tDOMAINS\tID")
+	fmt.Fprintln(tw, "IDENTIFIER\tNAME\tSTATUS\tTIER\tISOLATION\tALIASES\tDOMAINS\tID")
 	for _, t := range tenants {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Identifier, orDash(t.Name), t.Status,
-			orDash(t.Tier), orDash(string(t.Isolation)), orDash(strings.Join(t.Domains, ",")), orDash(t.ID))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Identifier, orDash(t.Name), t.Status,
+			orDash(t.Tier), orDash(string(t.Isolation)), orDash(strings.Join(t.Aliases, ",")),
+			orDash(strings.Join(t.Domains, ",")), orDash(t.ID))
 	}
 	_ = tw.Flush()
 }
@@ -349,6 +350,7 @@ func printTenant(w io.Writer, t *tenancy.Tenant) {
 		{"tier", orDash(t.Tier)},
 		{"isolation", orDash(string(t.Isolation))},
 		{"placement", orDash(t.Placement)},
+		{"aliases", orDash(strings.Join(t.Aliases, ", "))},
 		{"domains", orDash(strings.Join(t.Domains, ", "))},
 		{"metadata", orDash(meta)},
 		{"created", t.CreatedAt.UTC().Format(time.RFC3339)},

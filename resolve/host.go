@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,25 +16,58 @@ var (
 	errHostInvalid = fmt.Errorf("resolve: tenant subdomain: %w", tenancy.ErrInvalidIdentifier)
 	// errForwardedInvalid: a trusted peer sent a Forwarded header that does
 	// not parse; no host in it can be believed.
-	errForwardedInvalid = fmt.Errorf("resolve: Forwarded header does not parse: %w", tenancy.ErrNoTenant)
-	errProxyHeader      = errors.New("resolve: Host.ProxyHeader must be empty, X-Forwarded-Host or Forwarded")
+	errForwardedInvalid       = fmt.Errorf("resolve: Forwarded header does not parse: %w", tenancy.ErrNoTenant)
+	errProxyHeader            = errors.New("resolve: Host.ProxyHeader must be empty, X-Forwarded-Host or Forwarded")
+	errUnknownDomain    error = unknownDomainError{}
 )
 
-// Host resolves the tenant from the request's host: a custom domain
-// ("app.acme.com"), or a subdomain of BaseDomain ("acme.example.com") naming
-// the tenant's identifier or one of its aliases.
+// unknownDomainError: the host lies outside the base domain and no tenant
+// has verified it as a custom domain. Alone it is "not found" (404), like
+// any unknown tenant; a Chain counts it as absent, because a host outside
+// the base domain need not name a tenant at all (an internal service name,
+// say), and lets the other sources decide.
+type unknownDomainError struct{}
+
+func (unknownDomainError) Error() string {
+	return "resolve: host: no tenant has verified this domain: " + tenancy.ErrTenantNotFound.Error()
+}
+
+// Unwrap returns tenancy.ErrTenantNotFound.
+func (unknownDomainError) Unwrap() error { return tenancy.ErrTenantNotFound }
+
+// HostLookup finds tenants by identifier, alias and verified custom domain:
+// what Host needs. tenancy.Store satisfies it, and so does the cache
+// package's Store.
+type HostLookup interface {
+	Lookup
+	// GetByAlias returns the tenant with the given (normalized) alias, or
+	// an error wrapping tenancy.ErrTenantNotFound.
+	GetByAlias(ctx context.Context, alias string) (*tenancy.Tenant, error)
+}
+
+// Host resolves the tenant from the request's host: a subdomain of
+// BaseDomain ("acme.example.com") naming the tenant's identifier or one of
+// its aliases, or a verified custom domain ("app.acme.com").
 //
 // The host is lowercased (DNS names are case-insensitive), its port and one
-// trailing dot are dropped. Then, in order:
+// trailing dot are dropped. Then:
 //
-//  1. the whole host is looked up as a custom domain (GetByDomain);
-//  2. a host that is a single label under BaseDomain ("acme.example.com", or
-//     "acme.localhost" with BaseDomain "localhost") is looked up by that
-//     label, first as an identifier (when it is a valid one), then as an
-//     alias (GetByDomain(label)); neither matching is "not found" (404).
+//   - A host under BaseDomain is only ever looked up by its label: a single
+//     label ("acme.example.com", or "acme.localhost" with BaseDomain
+//     "localhost") first as an identifier (when it is a valid one), then as
+//     an alias (GetByAlias); neither matching is "not found" (404). The bare
+//     base domain and hosts of more than one label under it are absent.
+//     Such a host is never looked up as a custom domain, so a tenant that
+//     registers "acme.example.com" as its custom domain cannot take acme's
+//     subdomain, whatever the store holds.
+//   - A host of two labels or more outside BaseDomain is looked up as a
+//     custom domain (GetByDomain, which finds verified domains only). No
+//     match is "not found" (404) when Host is used alone; in a Chain it
+//     counts as absent, so that the other sources decide. An unverified
+//     domain answers exactly as an unknown one does.
 //
-// Anything else is absent: IP literals, the bare base domain, hosts of more
-// than one label under it and hosts outside it. A host that is not a valid
+// Anything else is absent: IP literals and single-label hosts outside the
+// base domain ("localhost" with another base). A host that is not a valid
 // DNS name is absent too, unless it is a single label under BaseDomain,
 // which is then invalid (400).
 //
@@ -76,7 +110,7 @@ type Host struct {
 	// choose. Any other value makes Resolve fail.
 	ProxyHeader string
 	// Lookup finds the tenant. Required.
-	Lookup Lookup
+	Lookup HostLookup
 }
 
 // Resolve implements Resolver.
@@ -120,21 +154,28 @@ func (h Host) Resolve(r *http.Request) (Result, error) {
 		return Result{}, errHostAbsent
 	}
 	ctx := r.Context()
-	t, err := h.Lookup.GetByDomain(ctx, norm)
-	if !errors.Is(err, tenancy.ErrTenantNotFound) {
+	if base = strings.ToLower(base); base != "" && (norm == base || strings.HasSuffix(norm, "."+base)) {
+		label, ok := singleLabelUnder(norm, base)
+		if !ok {
+			return Result{}, errHostAbsent
+		}
+		if tenancy.ValidateIdentifier(label) == nil {
+			t, err := h.Lookup.GetByIdentifier(ctx, label)
+			if !errors.Is(err, tenancy.ErrTenantNotFound) {
+				return found(SourceHost, t, err)
+			}
+		}
+		t, err := h.Lookup.GetByAlias(ctx, label)
 		return found(SourceHost, t, err)
 	}
-	label, ok := singleLabelUnder(norm, base)
-	if !ok {
+	if strings.IndexByte(norm, '.') < 0 {
+		// A single label is no custom domain.
 		return Result{}, errHostAbsent
 	}
-	if tenancy.ValidateIdentifier(label) == nil {
-		t, err = h.Lookup.GetByIdentifier(ctx, label)
-		if !errors.Is(err, tenancy.ErrTenantNotFound) {
-			return found(SourceHost, t, err)
-		}
+	t, err := h.Lookup.GetByDomain(ctx, norm)
+	if errors.Is(err, tenancy.ErrTenantNotFound) {
+		return Result{}, errUnknownDomain
 	}
-	t, err = h.Lookup.GetByDomain(ctx, label)
 	return found(SourceHost, t, err)
 }
 

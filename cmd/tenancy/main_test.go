@@ -158,15 +158,15 @@ func TestTenantsOnPostgres(t *testing.T) {
 	t.Parallel()
 	p := setup(t)
 	p.seed(t,
-		&tenancy.Tenant{ID: "t-acme", Identifier: "acme-corp", Name: "Acme Corp", Tier: "enterprise", Domains: []string{"acme.example.com"}},
+		&tenancy.Tenant{ID: "t-acme", Identifier: "acme-corp", Name: "Acme Corp", Tier: "enterprise", Aliases: []string{"acme"}, Domains: []string{"acme.example.com"}},
 		&tenancy.Tenant{ID: "t-beta", Identifier: "beta", Name: "Beta", Tier: "starter", Status: tenancy.StatusSuspended, StatusReason: "unpaid"},
 	)
 
 	r := run(t, p.env, "tenants", "list")
 	r.wantOK(t)
-	want := `IDENTIFIER  NAME       STATUS     TIER        ISOLATION  DOMAINS           ID
-acme-corp   Acme Corp  active     enterprise  -          acme.example.com  t-acme
-beta        Beta       suspended  starter     -          -                 t-beta
+	want := `IDENTIFIER  NAME       STATUS     TIER        ISOLATION  ALIASES  DOMAINS           ID
+acme-corp   Acme Corp  active     enterprise  -          acme     acme.example.com  t-acme
+beta        Beta       suspended  starter     -          -        -                 t-beta
 `
 	if r.stdout != want {
 		t.Errorf("list:\n%s\nwant:\n%s", r.stdout, want)
@@ -181,7 +181,7 @@ beta        Beta       suspended  starter     -          -                 t-bet
 
 	r = run(t, p.env, "tenants", "show", "acme-corp")
 	r.wantOK(t)
-	for _, w := range []string{"id:         t-acme\n", "name:       Acme Corp\n", "status:     active\n", "domains:    acme.example.com\n"} {
+	for _, w := range []string{"id:         t-acme\n", "name:       Acme Corp\n", "status:     active\n", "aliases:    acme\n", "domains:    acme.example.com\n"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("show does not contain %q:\n%s", w, r.stdout)
 		}
