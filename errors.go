@@ -31,12 +31,18 @@ var (
 	ErrTenantConflict = errors.New("request names more than one tenant")
 	// ErrUnauthenticated: a required token is missing or invalid (401).
 	ErrUnauthenticated = errors.New("missing or invalid token")
-	// ErrDuplicate: an identifier, ID or domain is already taken; the error is
-	// a *DuplicateError naming it (409).
+	// ErrDuplicate: an ID, identifier, alias or domain is already taken; the
+	// error is a *DuplicateError naming it (409).
 	ErrDuplicate = errors.New("tenant already exists")
 	// ErrRateLimited: the tenant is over its request rate (429); the error
 	// implements RetryAfter() time.Duration.
 	ErrRateLimited = errors.New("rate limit exceeded")
+	// ErrDomainNotFound: the tenant holds no such custom domain (404).
+	ErrDomainNotFound = errors.New("domain not found")
+	// ErrDomainNotVerified: a custom domain's ownership check failed: its
+	// challenge record is missing or holds another token (409). Publish the
+	// record and try again.
+	ErrDomainNotVerified = errors.New("domain not verified")
 	// ErrQuotaExceeded: the tenant's tier allows no more of a resource (403 or
 	// 409 at the application's choice; the problem package uses 403).
 	ErrQuotaExceeded = errors.New("quota exceeded")
@@ -59,7 +65,10 @@ func (e *FieldError) Unwrap() error { return ErrInvalidTenant }
 // DuplicateError reports that a unique field is already taken. It wraps
 // ErrDuplicate.
 type DuplicateError struct {
-	// Field is "id", "identifier" or "domain".
+	// Field is the field of the write that collides: "id", "identifier",
+	// "alias" or "domain". Identifiers and aliases share one namespace, so
+	// "identifier" may collide with another tenant's alias and "alias" with
+	// another tenant's identifier.
 	Field string
 	// Value is the taken value, already validated by the store.
 	Value string

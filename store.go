@@ -9,10 +9,15 @@ import "context"
 // Lookups return an error wrapping ErrTenantNotFound when nothing matches,
 // and ErrInvalidIdentifier or ErrInvalidID for a key that could never match,
 // without querying anything. Writes return *DuplicateError for a taken ID,
-// identifier or domain, and *FieldError for an invalid field.
+// identifier, alias or domain, and *FieldError for an invalid field.
+//
+// Identifiers and aliases share one namespace, enforced by the store without
+// races: no alias equals any other alias or any identifier. Custom domains
+// are unique too, and resolve only once verified. Every write to a tenant,
+// domains included, sets its UpdatedAt.
 //
 // Copies. A store never keeps what a caller passes in: changing a tenant
-// after Create, or the Domains or Metadata of an Update after the call,
+// after Create, or the Aliases or Metadata of an Update after the call,
 // changes nothing stored. A tenant a store returns is a snapshot: later
 // writes store a new value and never change one already returned. It may be
 // shared with other callers (the cache hands the same *Tenant to every
@@ -24,14 +29,40 @@ type Store interface {
 	Get(ctx context.Context, id string) (*Tenant, error)
 	// GetByIdentifier returns the tenant with the given identifier.
 	GetByIdentifier(ctx context.Context, identifier string) (*Tenant, error)
-	// GetByDomain returns the tenant that lists domain (a normalized host name
-	// or alias) among its Domains.
+	// GetByAlias returns the tenant that has alias among its Aliases. The
+	// alias is normalized with NormalizeAlias; one that is invalid matches
+	// no tenant.
+	GetByAlias(ctx context.Context, alias string) (*Tenant, error)
+	// GetByDomain returns the tenant that holds domain among its Domains
+	// and has verified it. An unverified domain matches nothing, exactly
+	// like an unknown one. The domain is normalized with NormalizeDomain;
+	// one that is invalid matches no tenant.
 	GetByDomain(ctx context.Context, domain string) (*Tenant, error)
 	// Create stores a new tenant. An empty ID is replaced by a new UUID and an
-	// empty Status by StatusActive; CreatedAt and UpdatedAt are set.
+	// empty Status by StatusActive; CreatedAt and UpdatedAt are set. Its
+	// Domains are added unverified, each with a new token, as AddDomain
+	// adds them.
 	Create(ctx context.Context, t *Tenant) (*Tenant, error)
 	// Update changes the mutable fields that u sets.
 	Update(ctx context.Context, id string, u Update) (*Tenant, error)
+	// ListDomains returns the custom domains of tenant id, verified or not,
+	// ordered by name.
+	ListDomains(ctx context.Context, id string) ([]Domain, error)
+	// AddDomain adds a custom domain to tenant id, unverified, with a new
+	// token (NewDomainToken); it resolves once VerifyDomain marks it. Adding
+	// a domain the tenant already holds returns it unchanged. A domain that
+	// another tenant holds, verified or not, is a *DuplicateError; an
+	// invalid one a *FieldError for "domain".
+	AddDomain(ctx context.Context, id, domain string) (*Domain, error)
+	// VerifyDomain marks the tenant's custom domain verified: from then on
+	// GetByDomain finds the tenant by it. It checks nothing itself: call it
+	// once the owner of the domain has been checked (package customdomain
+	// does both). Verifying a verified domain keeps its VerifiedAt. It
+	// returns ErrDomainNotFound when the tenant does not hold the domain.
+	VerifyDomain(ctx context.Context, id, domain string) (*Domain, error)
+	// RemoveDomain removes the tenant's custom domain, verified or not. It
+	// returns ErrDomainNotFound when the tenant does not hold the domain.
+	RemoveDomain(ctx context.Context, id, domain string) error
 	// SetStatus changes the status and its reason.
 	SetStatus(ctx context.Context, id string, status Status, reason string) (*Tenant, error)
 	// Delete soft-deletes the tenant: its status becomes StatusDeleted and its
@@ -54,9 +85,11 @@ type Update struct {
 	Tier      *string
 	Isolation *Isolation
 	Placement *string
-	// Domains, when non-nil, replaces the tenant's domains (an empty slice
-	// removes them all).
-	Domains *[]string
+	// Aliases, when non-nil, replaces the tenant's aliases (an empty slice
+	// removes them all). Custom domains change through AddDomain,
+	// VerifyDomain and RemoveDomain only, so that a domain is never
+	// verified by accident.
+	Aliases *[]string
 	// Metadata, when non-nil, replaces the tenant's metadata.
 	Metadata map[string]any
 }
@@ -77,8 +110,8 @@ func (u Update) Apply(t *Tenant) (*Tenant, error) {
 	if u.Placement != nil {
 		c.Placement = *u.Placement
 	}
-	if u.Domains != nil {
-		c.Domains = *u.Domains
+	if u.Aliases != nil {
+		c.Aliases = *u.Aliases
 	}
 	if u.Metadata != nil {
 		c.Metadata = cloneJSON(u.Metadata)

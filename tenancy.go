@@ -89,8 +89,17 @@ type Tenant struct {
 	Tier string `json:"tier,omitempty"`
 	// Isolation overrides the strategy the tier implies. Empty means none.
 	Isolation Isolation `json:"isolation,omitempty"`
-	// Domains are custom domains ("acme.example.com") and subdomain aliases
-	// ("acme" for "acme-corp"), lowercase, without a trailing dot.
+	// Aliases are further names of the tenant under the host resolver's
+	// base domain: single DNS labels, lowercase, such as "acme" for
+	// "acme-corp", so that acme.example.com reaches it too. Identifiers and
+	// aliases share one namespace: no alias equals another tenant's alias or
+	// any tenant's identifier, so no tenant can take another's subdomain.
+	Aliases []string `json:"aliases,omitempty"`
+	// Domains are the tenant's custom domains, verified or not: host names
+	// of two labels or more outside the base domain, such as "app.acme.com",
+	// lowercase, without a trailing dot. One tenant holds a domain at a
+	// time. A custom domain resolves only once it is verified (see Domain
+	// and Store.VerifyDomain); Store.ListDomains tells which are.
 	Domains []string `json:"domains,omitempty"`
 	// Metadata is free-form JSON data about the tenant.
 	Metadata map[string]any `json:"metadata,omitempty"`
@@ -106,6 +115,7 @@ func (t *Tenant) Clone() *Tenant {
 		return nil
 	}
 	c := *t
+	c.Aliases = slices.Clone(t.Aliases)
 	c.Domains = slices.Clone(t.Domains)
 	if t.Metadata != nil {
 		// Metadata is JSON data; a JSON round trip copies nested values too.
@@ -145,9 +155,10 @@ func (t *Tenant) CheckStatus() error {
 // maxNameLen bounds Name, in bytes.
 const maxNameLen = 200
 
-// Validate checks every field a store persists, and normalizes Domains
-// (lowercase, no trailing dot, sorted, without duplicates). Stores call it on
-// Create; an invalid tenant is never written.
+// Validate checks every field a store persists, and normalizes Aliases and
+// Domains (lowercase, no trailing dot, sorted, without duplicates). Stores
+// call it on Create; an invalid tenant is never written. That an alias or
+// domain is free is the store's to check.
 func (t *Tenant) Validate() error {
 	if err := ValidateID(t.ID); err != nil {
 		return err
@@ -180,25 +191,46 @@ func (t *Tenant) Validate() error {
 			return &FieldError{Field: "metadata", Reason: "must be a JSON object"}
 		}
 	}
+	aliases, err := NormalizeAliases(t.Aliases)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(aliases, t.Identifier) {
+		return &FieldError{Field: "aliases", Reason: "an alias must differ from the tenant's identifier"}
+	}
 	domains, err := NormalizeDomains(t.Domains)
 	if err != nil {
 		return err
 	}
-	t.Domains = domains
+	t.Aliases, t.Domains = aliases, domains
 	return nil
 }
 
-// NormalizeDomains validates domains and returns them lowercased, without
-// trailing dots, sorted and without duplicates.
+// NormalizeAliases validates aliases with NormalizeAlias and returns them
+// lowercased, sorted and without duplicates. The error is a *FieldError
+// for "aliases".
+func NormalizeAliases(aliases []string) ([]string, error) {
+	return normalizeAll(aliases, NormalizeAlias, "aliases",
+		"an alias is one DNS label: 1 to 63 characters of a-z, 0-9 and '-', not starting or ending with '-'")
+}
+
+// NormalizeDomains validates custom domains with NormalizeDomain and returns
+// them lowercased, without trailing dots, sorted and without duplicates.
+// The error is a *FieldError for "domains".
 func NormalizeDomains(domains []string) ([]string, error) {
-	if len(domains) == 0 {
+	return normalizeAll(domains, NormalizeDomain, "domains",
+		"a custom domain is a host name of two labels or more, not an IP address (use aliases for names under the base domain)")
+}
+
+func normalizeAll(in []string, norm func(string) (string, bool), field, reason string) ([]string, error) {
+	if len(in) == 0 {
 		return nil, nil
 	}
-	out := make([]string, 0, len(domains))
-	for _, d := range domains {
-		n, ok := NormalizeHost(d)
+	out := make([]string, 0, len(in))
+	for _, v := range in {
+		n, ok := norm(v)
 		if !ok {
-			return nil, &FieldError{Field: "domains", Reason: "not a valid host name or alias"}
+			return nil, &FieldError{Field: field, Reason: reason}
 		}
 		out = append(out, n)
 	}

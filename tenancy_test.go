@@ -79,12 +79,16 @@ func validTenant() *tenancy.Tenant {
 func TestTenantValidate(t *testing.T) {
 	t.Parallel()
 	tn := validTenant()
-	tn.Domains = []string{"Acme.Example.com.", "acme", "acme"}
+	tn.Domains = []string{"Acme.Example.com.", "www.acme.example.com", "acme.example.com"}
+	tn.Aliases = []string{"ACME", "acme.", "acme-co"}
 	if err := tn.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(tn.Domains, ",") != "acme,acme.example.com" {
+	if strings.Join(tn.Domains, ",") != "acme.example.com,www.acme.example.com" {
 		t.Fatalf("domains not normalized: %v", tn.Domains)
+	}
+	if strings.Join(tn.Aliases, ",") != "acme,acme-co" {
+		t.Fatalf("aliases not normalized: %v", tn.Aliases)
 	}
 	bad := []func(*tenancy.Tenant){
 		func(t *tenancy.Tenant) { t.ID = "" },
@@ -96,6 +100,11 @@ func TestTenantValidate(t *testing.T) {
 		func(t *tenancy.Tenant) { t.Placement = "eu west" },
 		func(t *tenancy.Tenant) { t.Isolation = "table" },
 		func(t *tenancy.Tenant) { t.Domains = []string{"bad_domain.com"} },
+		func(t *tenancy.Tenant) { t.Domains = []string{"acme"} },
+		func(t *tenancy.Tenant) { t.Domains = []string{"10.0.0.1"} },
+		func(t *tenancy.Tenant) { t.Aliases = []string{"acme.example.com"} },
+		func(t *tenancy.Tenant) { t.Aliases = []string{"-acme"} },
+		func(t *tenancy.Tenant) { t.Aliases = []string{"acme-corp"} },
 		func(t *tenancy.Tenant) { t.Metadata = map[string]any{"f": func() {}} },
 	}
 	for i, mutate := range bad {
@@ -106,6 +115,62 @@ func TestTenantValidate(t *testing.T) {
 		if err == nil || (!errors.As(err, &fe) && !errors.Is(err, tenancy.ErrInvalidID) && !errors.Is(err, tenancy.ErrInvalidIdentifier)) {
 			t.Errorf("case %d: Validate() = %v", i, err)
 		}
+	}
+}
+
+func TestNormalizeAliasAndDomain(t *testing.T) {
+	t.Parallel()
+	aliases := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"acme", "acme", true},
+		{"ACME.", "acme", true},
+		{"a", "a", true},
+		{"123", "123", true},
+		{strings.Repeat("a", 63), strings.Repeat("a", 63), true},
+		{strings.Repeat("a", 64), "", false},
+		{"acme.example.com", "", false},
+		{"-acme", "", false},
+		{"acme_co", "", false},
+		{"", "", false},
+		{".", "", false},
+		{"аcme", "", false},
+	}
+	for _, c := range aliases {
+		if got, ok := tenancy.NormalizeAlias(c.in); got != c.want || ok != c.ok {
+			t.Errorf("NormalizeAlias(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+	domains := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"app.acme.com", "app.acme.com", true},
+		{"App.Acme.COM.", "app.acme.com", true},
+		{"acme.localhost", "acme.localhost", true},
+		{"a.b2", "a.b2", true},
+		{"acme", "", false},
+		{"acme.", "", false},
+		{"10.0.0.1", "", false},
+		{"host.123", "", false},
+		{"1.2.3.4.5", "", false},
+		{"acme..com", "", false},
+		{"acme.com:443", "", false},
+		{"", "", false},
+	}
+	for _, c := range domains {
+		if got, ok := tenancy.NormalizeDomain(c.in); got != c.want || ok != c.ok {
+			t.Errorf("NormalizeDomain(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestNewDomainToken(t *testing.T) {
+	t.Parallel()
+	a, b := tenancy.NewDomainToken(), tenancy.NewDomainToken()
+	if len(a) != 32 || strings.Trim(a, "0123456789abcdef") != "" || a == b {
+		t.Errorf("NewDomainToken = %q, %q: want two different 32-digit lowercase hex tokens", a, b)
 	}
 }
 
@@ -130,13 +195,15 @@ func TestCheckStatus(t *testing.T) {
 func TestCloneIsDeep(t *testing.T) {
 	t.Parallel()
 	tn := validTenant()
-	tn.Domains = []string{"acme"}
+	tn.Domains = []string{"acme.example.com"}
+	tn.Aliases = []string{"acme"}
 	tn.Metadata = map[string]any{"plan": map[string]any{"seats": 5.0}}
 	c := tn.Clone()
 	c.Domains[0] = "changed"
+	c.Aliases[0] = "changed"
 	c.Metadata["plan"].(map[string]any)["seats"] = 9.0
-	if tn.Domains[0] != "acme" || tn.Metadata["plan"].(map[string]any)["seats"] != 5.0 {
-		t.Fatal("Clone shares domains or metadata with the original")
+	if tn.Domains[0] != "acme.example.com" || tn.Aliases[0] != "acme" || tn.Metadata["plan"].(map[string]any)["seats"] != 5.0 {
+		t.Fatal("Clone shares domains, aliases or metadata with the original")
 	}
 }
 
@@ -144,12 +211,12 @@ func TestUpdateApply(t *testing.T) {
 	t.Parallel()
 	tn := validTenant()
 	name, tier := "Acme Inc", "enterprise"
-	domains := []string{"ACME.example.com"}
-	got, err := tenancy.Update{Name: &name, Tier: &tier, Domains: &domains}.Apply(tn)
+	aliases := []string{"ACME"}
+	got, err := tenancy.Update{Name: &name, Tier: &tier, Aliases: &aliases}.Apply(tn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Name != name || got.Tier != tier || got.Domains[0] != "acme.example.com" || got.ID != tn.ID || got.Identifier != tn.Identifier {
+	if got.Name != name || got.Tier != tier || got.Aliases[0] != "acme" || got.ID != tn.ID || got.Identifier != tn.Identifier {
 		t.Fatalf("Apply: %+v", got)
 	}
 	if tn.Name != "Acme Corp" {

@@ -107,6 +107,40 @@ func NormalizeHost(host string) (string, bool) {
 	return host, true
 }
 
+// NormalizeAlias lowercases an alias, drops one trailing dot and reports
+// whether the result is a valid alias: a single DNS label, 1 to 63 bytes of
+// letters, digits and '-', not starting or ending with '-'.
+func NormalizeAlias(alias string) (string, bool) {
+	n, ok := NormalizeHost(alias)
+	if !ok || strings.IndexByte(n, '.') >= 0 {
+		return "", false
+	}
+	return n, true
+}
+
+// NormalizeDomain lowercases a custom domain, drops one trailing dot and
+// reports whether the result is a valid custom domain: a host name
+// (NormalizeHost) of two labels or more whose last label is not all digits,
+// so that no IPv4 address passes. A single label is an alias, not a custom
+// domain. Whether the domain lies under a base domain is for the caller
+// that knows the base (the host resolver, package customdomain) to check.
+func NormalizeDomain(domain string) (string, bool) {
+	n, ok := NormalizeHost(domain)
+	if !ok {
+		return "", false
+	}
+	dot := strings.LastIndexByte(n, '.')
+	if dot < 0 {
+		return "", false
+	}
+	for i := dot + 1; i < len(n); i++ {
+		if !isDigit(n[i]) {
+			return n, true
+		}
+	}
+	return "", false
+}
+
 func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isAlnum(c byte) bool { return isLower(c) || isDigit(c) || (c >= 'A' && c <= 'Z') }

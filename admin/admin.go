@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/customdomain"
 	"github.com/go-tenancy/tenancy/isolation/postgres"
 	"github.com/go-tenancy/tenancy/lifecycle"
 	"github.com/go-tenancy/tenancy/migrate"
@@ -43,6 +44,14 @@ type Env struct {
 	// Persistent is false for a store in the CLI process's memory: tenant
 	// writes are then refused with one clear line.
 	Persistent bool
+	// BaseDomain is the domain tenants get subdomains of, as the service's
+	// host resolver has it (resolve.Host.BaseDomain), such as "example.com".
+	// tenants domain add and tenants create --domain refuse custom domains
+	// equal to it or under it, and are refused while it is empty.
+	BaseDomain string
+	// DNS looks up the TXT records that tenants domain verify checks.
+	// Default net.DefaultResolver.
+	DNS customdomain.Resolver
 	// Lifecycle runs create (Provision), suspend, activate, delete and
 	// purge. Build it with the application's components
 	// (lifecycle.Config.Components: its cache, rate limiter, job queue), so
@@ -267,13 +276,16 @@ func (r *runner) usage() string {
 	return strings.ReplaceAll(`usage: NAME <command> [flags] [arguments]
 
 Commands (flags go before arguments):
-  tenants create --identifier X --name N [--tier T] [--domain D]... [--id ID] [--isolation I]
+  tenants create --identifier X --name N [--tier T] [--alias A]... [--domain D]... [--id ID] [--isolation I]
   tenants list [--status S]
   tenants show IDENTIFIER
   tenants suspend [--reason R] IDENTIFIER
   tenants activate IDENTIFIER
   tenants delete IDENTIFIER
   tenants purge [--force] IDENTIFIER
+  tenants alias add|remove IDENTIFIER ALIAS
+  tenants domain add|verify|remove IDENTIFIER DOMAIN
+  tenants domain list IDENTIFIER
   migrate [--tenant IDENTIFIER] [--concurrency N] [--dry-run]
   migrate status
   doctor

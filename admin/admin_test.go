@@ -132,7 +132,7 @@ func seeded(t *testing.T) *memstore.Store {
 	t.Helper()
 	store := memstore.New()
 	seed(t, store,
-		&tenancy.Tenant{ID: "t-acme", Identifier: "acme-corp", Name: "Acme Corp", Tier: "enterprise", Isolation: tenancy.IsolationSchema, Domains: []string{"acme.example.com", "acme"}},
+		&tenancy.Tenant{ID: "t-acme", Identifier: "acme-corp", Name: "Acme Corp", Tier: "enterprise", Isolation: tenancy.IsolationSchema, Aliases: []string{"acme"}, Domains: []string{"acme.example.com"}},
 		&tenancy.Tenant{ID: "t-beta", Identifier: "beta", Name: "Beta", Tier: "starter", Status: tenancy.StatusSuspended, StatusReason: "unpaid"},
 		&tenancy.Tenant{ID: "t-gone", Identifier: "gone-co", Name: "Gone", Status: tenancy.StatusFailed, StatusReason: "disk full"},
 	)
@@ -284,10 +284,10 @@ func TestList(t *testing.T) {
 	h := storeHarness(t, seeded(t), true)
 	r := h.run("tenants", "list")
 	r.wantOK(t)
-	want := `IDENTIFIER  NAME       STATUS     TIER        ISOLATION  DOMAINS                ID
-acme-corp   Acme Corp  active     enterprise  schema     acme,acme.example.com  t-acme
-beta        Beta       suspended  starter     -          -                      t-beta
-gone-co     Gone       failed     -           -          -                      t-gone
+	want := `IDENTIFIER  NAME       STATUS     TIER        ISOLATION  ALIASES  DOMAINS           ID
+acme-corp   Acme Corp  active     enterprise  schema     acme     acme.example.com  t-acme
+beta        Beta       suspended  starter     -          -        -                 t-beta
+gone-co     Gone       failed     -           -          -        -                 t-gone
 `
 	if r.stdout != want {
 		t.Errorf("list:\n%s\nwant:\n%s", r.stdout, want)
@@ -336,7 +336,7 @@ func TestShow(t *testing.T) {
 	h := storeHarness(t, store, true)
 	r := h.run("tenants", "show", "beta")
 	r.wantOK(t)
-	for _, w := range []string{"id:         t-beta\n", "identifier: beta\n", "name:       Beta\n", "status:     suspended (unpaid)\n", "tier:       starter\n", "domains:    -\n", "created:    "} {
+	for _, w := range []string{"id:         t-beta\n", "identifier: beta\n", "name:       Beta\n", "status:     suspended (unpaid)\n", "tier:       starter\n", "aliases:    -\n", "domains:    -\n", "created:    "} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("show does not contain %q:\n%s", w, r.stdout)
 		}
@@ -349,7 +349,7 @@ func TestShow(t *testing.T) {
 		t.Fatalf("show --json: %v", err)
 	}
 	want, _ := store.GetByIdentifier(context.Background(), "acme-corp")
-	if got.ID != want.ID || got.Tier != "enterprise" || len(got.Domains) != 2 || !got.CreatedAt.Equal(want.CreatedAt) {
+	if got.ID != want.ID || got.Tier != "enterprise" || len(got.Domains) != 1 || len(got.Aliases) != 1 || !got.CreatedAt.Equal(want.CreatedAt) {
 		t.Errorf("show --json = %+v, want %+v", got, want)
 	}
 

@@ -139,7 +139,7 @@ func TestAppLifecycle(t *testing.T) {
 
 	r := d.run(t, v1, "tenants", "create", "--identifier", "acme", "--name", "Acme", "--tier", "starter", "--domain", "acme.example.com")
 	r.wantOK(t)
-	if !regexp.MustCompile(`^created acme \(id [0-9a-f-]{36}, status active\)\n$`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`^created acme \(id [0-9a-f-]{36}, status active\)\nits custom domains resolve once verified: run "testapp tenants domain list acme" for the DNS records to publish\n$`).MatchString(r.stdout) {
 		t.Errorf("create printed %q", r.stdout)
 	}
 	if !d.hasSchema(t, "tenant_acme") || !d.hasTable(t, "tenant_acme", "notes") || d.status(t, "acme") != tenancy.StatusActive {

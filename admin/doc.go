@@ -13,13 +13,16 @@
 //
 // The commands, flags before arguments:
 //
-//	tenants create --identifier X --name N [--tier T] [--domain D]... [--id ID] [--isolation I]
+//	tenants create --identifier X --name N [--tier T] [--alias A]... [--domain D]... [--id ID] [--isolation I]
 //	tenants list [--status S]
 //	tenants show IDENTIFIER
 //	tenants suspend [--reason R] IDENTIFIER
 //	tenants activate IDENTIFIER
 //	tenants delete IDENTIFIER
 //	tenants purge [--force] IDENTIFIER
+//	tenants alias add|remove IDENTIFIER ALIAS
+//	tenants domain add|verify|remove IDENTIFIER DOMAIN
+//	tenants domain list IDENTIFIER
 //	migrate [--tenant IDENTIFIER] [--concurrency N] [--dry-run]
 //	migrate status
 //	doctor
@@ -39,6 +42,13 @@
 // "acme-corp  1 -> 5  migrated  42ms") and a summary such as
 // "12 targets: 3 migrated, 8 skipped, 1 failed in 1.2s". Stored text is
 // printed with control characters escaped.
+//
+// Custom domains resolve only once verified: tenants domain add prints the
+// DNS TXT record to publish (_tenancy-challenge.<domain>, holding a token),
+// and tenants domain verify checks it (package customdomain) before marking
+// the domain verified. Both need Env.BaseDomain, the service's base domain,
+// and refuse domains under it: those names belong to identifiers and
+// aliases, which share one namespace the store enforces.
 //
 // An active tenant is purged only with --force: delete or suspend it first,
 // so that a mistyped identifier cannot erase a live tenant.

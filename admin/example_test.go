@@ -33,8 +33,8 @@ func ExampleApp() {
 	fmt.Println("exit status", code)
 	// Output:
 	// acme-corp is now suspended
-	// IDENTIFIER  NAME       STATUS     TIER     ISOLATION  DOMAINS  ID
-	// acme-corp   Acme Corp  suspended  starter  -          -        t-acme
+	// IDENTIFIER  NAME       STATUS     TIER     ISOLATION  ALIASES  DOMAINS  ID
+	// acme-corp   Acme Corp  suspended  starter  -          -        -        t-acme
 	// notekeeper: tenant "nope" not found
 	// exit status 1
 	// notekeeper: invalid tenant identifier "Nope!" (3 to 56 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-')

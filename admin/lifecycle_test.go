@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -76,7 +77,7 @@ func (a *fileApp) harness(t *testing.T, set fs.FS) *harness {
 		if err != nil {
 			return nil, err
 		}
-		return &admin.Env{Store: a.store, Persistent: true, Lifecycle: m, Migrator: runner}, nil
+		return &admin.Env{Store: a.store, Persistent: true, Lifecycle: m, Migrator: runner, BaseDomain: "localhost"}, nil
 	})
 }
 
@@ -107,13 +108,14 @@ func TestCreateAndPurge(t *testing.T) {
 	h := app.harness(t, sqliteV1)
 
 	r := h.run("tenants", "create", "--identifier", "acme-corp", "--name", "Acme Corp", "--tier", "starter",
-		"--domain", "Acme.Example.com", "--domain", "acme", "--id", "t-acme")
+		"--alias", "ACME", "--domain", "Acme.Example.com", "--id", "t-acme")
 	r.wantOK(t)
-	if r.stdout != "created acme-corp (id t-acme, status active)\n" {
+	if r.stdout != "created acme-corp (id t-acme, status active)\n"+
+		"its custom domains resolve once verified: run \"testcli tenants domain list acme-corp\" for the DNS records to publish\n" {
 		t.Errorf("create printed %q", r.stdout)
 	}
 	tn := app.tenant(t, "acme-corp")
-	if tn.Status != tenancy.StatusActive || tn.ID != "t-acme" || tn.Tier != "starter" || strings.Join(tn.Domains, ",") != "acme,acme.example.com" {
+	if tn.Status != tenancy.StatusActive || tn.ID != "t-acme" || tn.Tier != "starter" || strings.Join(tn.Domains, ",") != "acme.example.com" || strings.Join(tn.Aliases, ",") != "acme" {
 		t.Errorf("created %+v", tn)
 	}
 	if !app.hasTable(t, "acme-corp", "notes") {
@@ -128,7 +130,15 @@ func TestCreateAndPurge(t *testing.T) {
 	}
 
 	h.run("tenants", "create", "--identifier", "acme-corp", "--name", "Again").wantError(t, admin.ExitFailure, `tenant identifier "acme-corp" is already taken`)
-	h.run("tenants", "create", "--identifier", "acme-two", "--name", "Two", "--domain", "acme").wantError(t, admin.ExitFailure, `tenant domain "acme" is already taken`)
+	h.run("tenants", "create", "--identifier", "acme-two", "--name", "Two", "--domain", "acme.example.com").wantError(t, admin.ExitFailure, `tenant domain "acme.example.com" is already taken`)
+	h.run("tenants", "create", "--identifier", "acme-two", "--name", "Two", "--alias", "acme").wantError(t, admin.ExitFailure, `tenant alias "acme" is already taken`)
+	h.run("tenants", "create", "--identifier", "acme-two", "--name", "Two", "--alias", "beta").wantError(t, admin.ExitFailure, `tenant alias "beta" is already taken`)
+	h.run("tenants", "create", "--identifier", "acme", "--name", "Two").wantError(t, admin.ExitFailure, `tenant identifier "acme" is already taken`)
+	// The takeover of the issue: a custom domain under the base domain.
+	h.run("tenants", "create", "--identifier", "acme-two", "--name", "Two", "--domain", "acme.localhost").wantError(t, admin.ExitFailure, "a custom domain cannot be the base domain or a name under it")
+	if _, err := app.store.GetByIdentifier(context.Background(), "acme-two"); !errors.Is(err, tenancy.ErrTenantNotFound) {
+		t.Errorf("refused creates left acme-two: %v", err)
+	}
 
 	// An active tenant is purged only on purpose.
 	h.run("tenants", "purge", "acme-corp").wantError(t, admin.ExitFailure, `tenant "acme-corp" is active: delete it first (tenants delete acme-corp), or pass --force`)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/customdomain"
 )
 
 // errInMemory refuses tenant writes against a store in the CLI's own memory.
@@ -20,13 +21,16 @@ func (r *runner) tenantsUsage() string {
 	return strings.ReplaceAll(`usage: NAME tenants <command> [flags] [arguments]
 
 Commands (flags go before arguments):
-  create --identifier X --name N [--tier T] [--domain D]... [--id ID] [--isolation I]
+  create --identifier X --name N [--tier T] [--alias A]... [--domain D]... [--id ID] [--isolation I]
   list [--status S]
   show IDENTIFIER
   suspend [--reason R] IDENTIFIER
   activate IDENTIFIER
   delete IDENTIFIER
   purge [--force] IDENTIFIER
+  alias add|remove IDENTIFIER ALIAS
+  domain add|verify|remove IDENTIFIER DOMAIN
+  domain list IDENTIFIER
 
 Run "NAME help tenants <command>" for a command's flags.
 `, "NAME", r.name)
@@ -34,7 +38,7 @@ Run "NAME help tenants <command>" for a command's flags.
 
 func (r *runner) parseTenants(args []string) (*invocation, error) {
 	if len(args) == 0 {
-		return nil, usagef("tenants: missing command: create, list, show, suspend, activate, delete or purge (run %q)", r.name+" help tenants")
+		return nil, usagef("tenants: missing command: create, list, show, suspend, activate, delete, purge, alias or domain (run %q)", r.name+" help tenants")
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -53,6 +57,10 @@ func (r *runner) parseTenants(args []string) (*invocation, error) {
 		return r.parseOne(args[1:], "delete", (*runner).delete)
 	case "purge":
 		return r.parsePurge(args[1:])
+	case "alias":
+		return r.parseAlias(args[1:])
+	case "domain":
+		return r.parseDomain(args[1:])
 	}
 	return nil, usagef("tenants: unknown command %s (run %q)", quote(args[0]), r.name+" help tenants")
 }
@@ -68,16 +76,17 @@ func (l *stringList) Set(s string) error {
 }
 
 func (r *runner) parseCreate(args []string) (*invocation, error) {
-	c := r.command("tenants create", "tenants create --identifier X --name N [--tier T] [--domain D]... [--id ID] [--isolation I]")
+	c := r.command("tenants create", "tenants create --identifier X --name N [--tier T] [--alias A]... [--domain D]... [--id ID] [--isolation I]")
 	var (
-		t       tenancy.Tenant
-		domains stringList
-		iso     string
+		t                tenancy.Tenant
+		aliases, domains stringList
+		iso              string
 	)
 	c.fs.StringVar(&t.Identifier, "identifier", "", "the tenant's `IDENTIFIER`, the slug requests name it by (required)")
 	c.fs.StringVar(&t.Name, "name", "", "display `NAME` (required)")
 	c.fs.StringVar(&t.Tier, "tier", "", "plan `TIER`, such as starter or enterprise")
-	c.fs.Var(&domains, "domain", "custom `DOMAIN` or subdomain alias (repeatable)")
+	c.fs.Var(&aliases, "alias", "`ALIAS` under the base domain, such as acme for acme.example.com (repeatable)")
+	c.fs.Var(&domains, "domain", "custom `DOMAIN` outside the base domain, added unverified (repeatable; see tenants domain)")
 	c.fs.StringVar(&t.ID, "id", "", "tenant `ID` (default: a new UUID)")
 	c.fs.StringVar(&iso, "isolation", "", "`ISOLATION` strategy overriding the tier's: rls, schema or database")
 	if _, err := c.parse(args); err != nil {
@@ -95,6 +104,7 @@ func (r *runner) parseCreate(args []string) (*invocation, error) {
 	if t.ID != "" && tenancy.ValidateID(t.ID) != nil {
 		return nil, usagef("invalid tenant ID %s (1 to %d characters of letters, digits, '-' and '_', starting with a letter or digit)", quote(t.ID), tenancy.MaxIDLen)
 	}
+	t.Aliases = aliases
 	t.Domains = domains
 	t.Isolation = tenancy.Isolation(iso)
 	// Check every field now, as the store will, so that bad input never
@@ -115,6 +125,16 @@ func (r *runner) parseCreate(args []string) (*invocation, error) {
 		if env.Lifecycle == nil {
 			return errors.New("tenants create needs the application's binary: provisioning creates the tenant's storage, which only the application knows")
 		}
+		if len(t.Domains) > 0 {
+			if _, err := domainManager(env); err != nil {
+				return err
+			}
+			for _, d := range t.Domains {
+				if _, err := customdomain.CheckDomain(env.BaseDomain, d); err != nil {
+					return err
+				}
+			}
+		}
 		created, err := env.Lifecycle.Provision(ctx, &t)
 		if err != nil {
 			return err
@@ -123,6 +143,10 @@ func (r *runner) parseCreate(args []string) (*invocation, error) {
 			return writeJSON(r.stdout, created)
 		}
 		fmt.Fprintf(r.stdout, "created %s (id %s, status %s)\n", created.Identifier, clean(created.ID), created.Status)
+		if len(created.Domains) > 0 {
+			fmt.Fprintf(r.stdout, "its custom domains resolve once verified: run %q for the DNS records to publish\n",
+				r.name+" tenants domain list "+created.Identifier)
+		}
 		return nil
 	}}, nil
 }
@@ -234,12 +258,9 @@ func (r *runner) oneTenant(c *command, args []string, write bool, do func(*runne
 		if write && !env.Persistent {
 			return errInMemory
 		}
-		t, err := env.Store.GetByIdentifier(ctx, identifier)
-		if errors.Is(err, tenancy.ErrTenantNotFound) {
-			return fmt.Errorf("tenant %q not found", identifier)
-		}
+		t, err := lookupTenant(ctx, env, identifier)
 		if err != nil {
-			return fmt.Errorf("look up tenant %q: %w", identifier, err)
+			return err
 		}
 		out, err := do(r, ctx, env, t)
 		if err != nil {
@@ -265,6 +286,18 @@ func (r *runner) oneTenant(c *command, args []string, write bool, do func(*runne
 }
 
 var errNoStore = errors.New("this binary has no tenant store")
+
+// lookupTenant returns the tenant with identifier, or an error line.
+func lookupTenant(ctx context.Context, env *Env, identifier string) (*tenancy.Tenant, error) {
+	t, err := env.Store.GetByIdentifier(ctx, identifier)
+	if errors.Is(err, tenancy.ErrTenantNotFound) {
+		return nil, fmt.Errorf("tenant %q not found", identifier)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up tenant %q: %w", identifier, err)
+	}
+	return t, nil
+}
 
 // writable refuses tenant writes that could not reach a running server.
 func writable(env *Env) error {
@@ -322,10 +355,11 @@ func printTable(w io.Writer, tenants []*tenancy.Tenant, status string) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "IDENTIFIER\tNAME\tSTATUS\tTIER\tISOLATION\tDOMAINS\tID")
+	fmt.Fprintln(tw, "IDENTIFIER\tNAME\tSTATUS\tTIER\tISOLATION\tALIASES\tDOMAINS\tID")
 	for _, t := range tenants {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Identifier, orDash(t.Name), t.Status,
-			orDash(t.Tier), orDash(string(t.Isolation)), orDash(strings.Join(t.Domains, ",")), orDash(t.ID))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Identifier, orDash(t.Name), t.Status,
+			orDash(t.Tier), orDash(string(t.Isolation)), orDash(strings.Join(t.Aliases, ",")),
+			orDash(strings.Join(t.Domains, ",")), orDash(t.ID))
 	}
 	_ = tw.Flush()
 }
@@ -349,6 +383,7 @@ func printTenant(w io.Writer, t *tenancy.Tenant) {
 		{"tier", orDash(t.Tier)},
 		{"isolation", orDash(string(t.Isolation))},
 		{"placement", orDash(t.Placement)},
+		{"aliases", orDash(strings.Join(t.Aliases, ", "))},
 		{"domains", orDash(strings.Join(t.Domains, ", "))},
 		{"metadata", orDash(meta)},
 		{"created", t.CreatedAt.UTC().Format(time.RFC3339)},

@@ -21,7 +21,7 @@ import (
 )
 
 var fixture = []*tenancy.Tenant{
-	{ID: "t-acme", Identifier: "acme-corp", Name: "Acme", Tier: "pro", Domains: []string{"acme", "app.acme.com"}},
+	{ID: "t-acme", Identifier: "acme-corp", Name: "Acme", Tier: "pro", Aliases: []string{"acme"}, Domains: []string{"app.acme.com"}},
 	{ID: "t-globex", Identifier: "globex", Name: "Globex"},
 	{ID: "t-initech", Identifier: "initech", Name: "Initech", Tier: "pro", Status: tenancy.StatusSuspended},
 	{ID: "t-umbrella", Identifier: "umbrella", Name: "Umbrella", Status: tenancy.StatusDeleted},

@@ -52,19 +52,21 @@ func New(slug string, status int, title string) Details {
 
 // Problem slugs, stable: clients may match on the type URI.
 const (
-	SlugTenantMissing   = "tenant-missing"
-	SlugTenantInvalid   = "tenant-invalid"
-	SlugTenantNotFound  = "tenant-not-found"
-	SlugTenantSuspended = "tenant-suspended"
-	SlugTenantDeleted   = "tenant-deleted"
-	SlugTenantNotReady  = "tenant-not-ready"
-	SlugTenantConflict  = "tenant-conflict"
-	SlugUnauthenticated = "unauthenticated"
-	SlugRateLimited     = "rate-limited"
-	SlugQuotaExceeded   = "quota-exceeded"
-	SlugDuplicate       = "duplicate"
-	SlugInvalidField    = "invalid-field"
-	SlugInternal        = "internal"
+	SlugTenantMissing    = "tenant-missing"
+	SlugTenantInvalid    = "tenant-invalid"
+	SlugTenantNotFound   = "tenant-not-found"
+	SlugTenantSuspended  = "tenant-suspended"
+	SlugTenantDeleted    = "tenant-deleted"
+	SlugTenantNotReady   = "tenant-not-ready"
+	SlugTenantConflict   = "tenant-conflict"
+	SlugUnauthenticated  = "unauthenticated"
+	SlugRateLimited      = "rate-limited"
+	SlugQuotaExceeded    = "quota-exceeded"
+	SlugDuplicate        = "duplicate"
+	SlugDomainNotFound   = "domain-not-found"
+	SlugDomainUnverified = "domain-not-verified"
+	SlugInvalidField     = "invalid-field"
+	SlugInternal         = "internal"
 )
 
 // DefaultRetryAfter is the Retry-After sent for a tenant that is not ready
@@ -107,6 +109,12 @@ func FromError(err error) Details {
 		d = New(SlugRateLimited, http.StatusTooManyRequests, "Too many requests")
 		d.Detail = "The tenant's request rate limit is exceeded."
 		d.setRetryAfter(retryAfter(err, time.Second))
+	case errors.Is(err, tenancy.ErrDomainNotFound):
+		d = New(SlugDomainNotFound, http.StatusNotFound, "Domain not found")
+		d.Detail = "The tenant has no such custom domain."
+	case errors.Is(err, tenancy.ErrDomainNotVerified):
+		d = New(SlugDomainUnverified, http.StatusConflict, "Domain not verified")
+		d.Detail = "The domain's verification record is missing or holds another token; publish it and try again."
 	case errors.Is(err, tenancy.ErrQuotaExceeded):
 		d = New(SlugQuotaExceeded, http.StatusForbidden, "Quota exceeded")
 		d.Detail = "The tenant's plan allows no more of this resource."

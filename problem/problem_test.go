@@ -35,6 +35,8 @@ func TestFromError(t *testing.T) {
 		{tenancy.ErrUnauthenticated, 401, problem.SlugUnauthenticated, "", true},
 		{&tenancy.RetryAfterError{Err: tenancy.ErrRateLimited, After: 100 * time.Millisecond}, 429, problem.SlugRateLimited, "1", false},
 		{tenancy.ErrQuotaExceeded, 403, problem.SlugQuotaExceeded, "", false},
+		{fmt.Errorf("verify: %w", tenancy.ErrDomainNotFound), 404, problem.SlugDomainNotFound, "", false},
+		{fmt.Errorf("verify: %w", tenancy.ErrDomainNotVerified), 409, problem.SlugDomainUnverified, "", false},
 		{&tenancy.DuplicateError{Field: "identifier", Value: "acme"}, 409, problem.SlugDuplicate, "", false},
 		{&tenancy.FieldError{Field: "name", Reason: "too long"}, 422, problem.SlugInvalidField, "", false},
 		{errors.New("connection refused to 10.0.0.5"), 500, problem.SlugInternal, "", false},

@@ -215,18 +215,47 @@ func FuzzHost(f *testing.F) {
 		expectDocumented(t, rec)
 
 		// The model for X-Forwarded-Host: from an untrusted peer it changes
-		// nothing; from a trusted one its first value stands for the Host.
+		// nothing; from a trusted one (with no X-Forwarded-For: no other
+		// proxy) its last value, the one the peer added, stands for the Host.
 		var same *httptest.ResponseRecorder
-		first, _, _ := strings.Cut(fwd, ",")
-		first = strings.Trim(first, " \t")
+		last := fwd[strings.LastIndexByte(fwd, ',')+1:]
+		last = strings.Trim(last, " \t")
 		switch {
-		case !fromProxy || first == "":
+		case !fromProxy || last == "":
 			same = req(host, "", "203.0.113.7:1234")
 		default:
-			same = req(first, "", "203.0.113.7:1234")
+			same = req(last, "", "203.0.113.7:1234")
 		}
 		if rec.Code != same.Code || rec.Body.String() != same.Body.String() {
 			t.Fatalf("X-Forwarded-Host (trusted %v) changed the outcome: %d %q vs %d %q", fromProxy, rec.Code, rec.Body, same.Code, same.Body)
+		}
+	})
+}
+
+func FuzzForwarded(f *testing.F) {
+	for _, s := range []string{
+		"", "for=203.0.113.9;host=acme-corp.example.com", `for="[2001:db8::1]:80";host="acme-corp.example.com"`,
+		"for=203.0.113.9;host=globex.example.com, for=10.0.0.1;host=acme-corp.example.com", "host=acme-corp.example.com;host=x",
+		`for="unterminated`, `host="a\"b"`, ",,,", ";;", "for=10.0.0.1, for=10.0.0.2;host=acme-corp.example.com", "host=" + strings.Repeat("a", 70),
+		"for=203.0.113.9;host=acme-corp.example.com\n", "for = x", "=x", "for=\x00",
+	} {
+		f.Add(s)
+	}
+	store := newStore(f)
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	f.Fuzz(func(t *testing.T, fwd string) {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.Host, r.RemoteAddr = "globex.example.com", "10.9.9.9:1"
+		r.Header["Forwarded"] = []string{fwd}
+		res := resolve.Host{BaseDomain: "example.com", TrustedProxies: trusted, ProxyHeader: resolve.HeaderForwarded, Lookup: strictLookup{t, store}}
+		rec := run(t, res, r)
+		expectDocumented(t, rec)
+		// From an untrusted peer the header changes nothing.
+		r = httptest.NewRequest("GET", "/x", nil)
+		r.Host, r.RemoteAddr = "globex.example.com", "203.0.113.7:1"
+		r.Header["Forwarded"] = []string{fwd}
+		if rec := run(t, res, r); rec.Code != 200 || rec.Body.String() != "t-globex /x" {
+			t.Fatalf("Forwarded from an untrusted peer changed the outcome: %d %q", rec.Code, rec.Body)
 		}
 	})
 }

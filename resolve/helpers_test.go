@@ -9,12 +9,13 @@ import (
 	"github.com/go-tenancy/tenancy/store/memstore"
 )
 
-// Fixture tenants. acme-corp has the alias "acme" and the custom domain
-// "app.acme.com"; globex has the alias "ab", which is a valid host label but
-// not a valid identifier.
+// Fixture tenants. acme-corp has the alias "acme" and the verified custom
+// domain "app.acme.com"; globex has the alias "ab", which is a valid host
+// label but not a valid identifier, and the custom domain
+// "shop.globex.test", which newStore leaves unverified.
 var fixture = []*tenancy.Tenant{
-	{ID: "t-acme", Identifier: "acme-corp", Name: "Acme", Tier: "pro", Domains: []string{"acme", "app.acme.com"}},
-	{ID: "t-globex", Identifier: "globex", Name: "Globex", Domains: []string{"ab"}},
+	{ID: "t-acme", Identifier: "acme-corp", Name: "Acme", Tier: "pro", Aliases: []string{"acme"}, Domains: []string{"app.acme.com"}},
+	{ID: "t-globex", Identifier: "globex", Name: "Globex", Aliases: []string{"ab"}, Domains: []string{"shop.globex.test"}},
 	{ID: "t-initech", Identifier: "initech", Name: "Initech", Status: tenancy.StatusSuspended},
 	{ID: "t-umbrella", Identifier: "umbrella", Name: "Umbrella", Status: tenancy.StatusDeleted},
 	{ID: "t-hooli", Identifier: "hooli", Name: "Hooli", Status: tenancy.StatusProvisioning},
@@ -28,6 +29,9 @@ func newStore(t testing.TB) *memstore.Store {
 		if _, err := s.Create(context.Background(), f); err != nil {
 			t.Fatalf("create %s: %v", f.Identifier, err)
 		}
+	}
+	if _, err := s.VerifyDomain(context.Background(), "t-acme", "app.acme.com"); err != nil {
+		t.Fatal(err)
 	}
 	return s
 }
@@ -46,10 +50,18 @@ func (l strictLookup) GetByIdentifier(ctx context.Context, id string) (*tenancy.
 	return l.store.GetByIdentifier(ctx, id)
 }
 
+func (l strictLookup) GetByAlias(ctx context.Context, a string) (*tenancy.Tenant, error) {
+	n, ok := tenancy.NormalizeAlias(a)
+	if !ok || n != a {
+		l.t.Errorf("Lookup.GetByAlias got an alias that is not normalized: %q", a)
+	}
+	return l.store.GetByAlias(ctx, a)
+}
+
 func (l strictLookup) GetByDomain(ctx context.Context, d string) (*tenancy.Tenant, error) {
-	n, ok := tenancy.NormalizeHost(d)
+	n, ok := tenancy.NormalizeDomain(d)
 	if !ok || n != d {
-		l.t.Errorf("Lookup.GetByDomain got a domain that is not normalized: %q", d)
+		l.t.Errorf("Lookup.GetByDomain got a domain that is not a normalized custom domain: %q", d)
 	}
 	if _, err := netip.ParseAddr(d); err == nil {
 		l.t.Errorf("Lookup.GetByDomain got an IP address %q", d)

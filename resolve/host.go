@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,38 +14,103 @@ import (
 var (
 	errHostAbsent  = fmt.Errorf("resolve: host names no tenant: %w", tenancy.ErrNoTenant)
 	errHostInvalid = fmt.Errorf("resolve: tenant subdomain: %w", tenancy.ErrInvalidIdentifier)
+	// errForwardedInvalid: a trusted peer sent a Forwarded header that does
+	// not parse; no host in it can be believed.
+	errForwardedInvalid       = fmt.Errorf("resolve: Forwarded header does not parse: %w", tenancy.ErrNoTenant)
+	errProxyHeader            = errors.New("resolve: Host.ProxyHeader must be empty, X-Forwarded-Host or Forwarded")
+	errUnknownDomain    error = unknownDomainError{}
 )
 
-// Host resolves the tenant from the request's host: a custom domain
-// ("app.acme.com"), or a subdomain of BaseDomain ("acme.example.com") naming
-// the tenant's identifier or one of its aliases.
+// unknownDomainError: the host lies outside the base domain and no tenant
+// has verified it as a custom domain. Alone it is "not found" (404), like
+// any unknown tenant; a Chain counts it as absent, because a host outside
+// the base domain need not name a tenant at all (an internal service name,
+// say), and lets the other sources decide.
+type unknownDomainError struct{}
+
+func (unknownDomainError) Error() string {
+	return "resolve: host: no tenant has verified this domain: " + tenancy.ErrTenantNotFound.Error()
+}
+
+// Unwrap returns tenancy.ErrTenantNotFound.
+func (unknownDomainError) Unwrap() error { return tenancy.ErrTenantNotFound }
+
+// HostLookup finds tenants by identifier, alias and verified custom domain:
+// what Host needs. tenancy.Store satisfies it, and so does the cache
+// package's Store.
+type HostLookup interface {
+	Lookup
+	// GetByAlias returns the tenant with the given (normalized) alias, or
+	// an error wrapping tenancy.ErrTenantNotFound.
+	GetByAlias(ctx context.Context, alias string) (*tenancy.Tenant, error)
+}
+
+// Host resolves the tenant from the request's host: a subdomain of
+// BaseDomain ("acme.example.com") naming the tenant's identifier or one of
+// its aliases, or a verified custom domain ("app.acme.com").
 //
 // The host is lowercased (DNS names are case-insensitive), its port and one
-// trailing dot are dropped. Then, in order:
+// trailing dot are dropped. Then:
 //
-//  1. the whole host is looked up as a custom domain (GetByDomain);
-//  2. a host that is a single label under BaseDomain ("acme.example.com", or
-//     "acme.localhost" with BaseDomain "localhost") is looked up by that
-//     label, first as an identifier (when it is a valid one), then as an
-//     alias (GetByDomain(label)); neither matching is "not found" (404).
+//   - A host under BaseDomain is only ever looked up by its label: a single
+//     label ("acme.example.com", or "acme.localhost" with BaseDomain
+//     "localhost") first as an identifier (when it is a valid one), then as
+//     an alias (GetByAlias); neither matching is "not found" (404). The bare
+//     base domain and hosts of more than one label under it are absent.
+//     Such a host is never looked up as a custom domain, so a tenant that
+//     registers "acme.example.com" as its custom domain cannot take acme's
+//     subdomain, whatever the store holds.
+//   - A host of two labels or more outside BaseDomain is looked up as a
+//     custom domain (GetByDomain, which finds verified domains only). No
+//     match is "not found" (404) when Host is used alone; in a Chain it
+//     counts as absent, so that the other sources decide. An unverified
+//     domain answers exactly as an unknown one does.
 //
-// Anything else is absent: IP literals, the bare base domain, hosts of more
-// than one label under it and hosts outside it. A host that is not a valid
+// Anything else is absent: IP literals and single-label hosts outside the
+// base domain ("localhost" with another base). A host that is not a valid
 // DNS name is absent too, unless it is a single label under BaseDomain,
 // which is then invalid (400).
 //
-// X-Forwarded-Host is read only from peers in TrustedProxies (none by
-// default): a client cannot pick its tenant by sending it. From a trusted
-// peer, its first value replaces the Host header.
+// # Behind proxies
+//
+// The host a proxy passes on is read only when the immediate peer
+// (r.RemoteAddr) is in TrustedProxies (none by default): a client cannot
+// pick its tenant by sending the header itself. Only the header named by
+// ProxyHeader is read, and within it only what trusted proxies added: the
+// chain is walked from the right, as for X-Forwarded-For, skipping the
+// trusted proxies, and the value added by the outermost one (the proxy the
+// client connected to) is used. Values the client sent, on the left, are
+// never used.
+//
+//   - X-Forwarded-Host (the default): the trusted proxies are counted from
+//     the right of X-Forwarded-For, and the X-Forwarded-Host value at the
+//     same place from the right is used, or its left-most value when it has
+//     fewer. So each trusted proxy must append to both headers, or the
+//     first one must set X-Forwarded-Host (replacing what the client sent)
+//     and the others leave it alone.
+//   - Forwarded (RFC 7239): elements are skipped from the right while their
+//     for= names a trusted proxy; the host= of the next one is used. A
+//     Forwarded header that does not parse names no tenant.
+//
+// When the header is absent, or the value found is empty, the Host header
+// is used. TrustedProxies must list proxies only: a client inside one of
+// its prefixes counts as a proxy.
 type Host struct {
 	// BaseDomain is the domain tenants get subdomains of, such as
 	// "example.com" or "localhost". Empty: only custom domains resolve.
 	BaseDomain string
-	// TrustedProxies are the peers (r.RemoteAddr) whose X-Forwarded-Host is
-	// believed. Default none: the header is ignored.
+	// TrustedProxies are the peers whose proxy header is believed, and the
+	// addresses skipped when walking it. Default none: proxy headers are
+	// ignored.
 	TrustedProxies []netip.Prefix
+	// ProxyHeader names the header the trusted proxies report the requested
+	// host in: HeaderXForwardedHost (the default) or HeaderForwarded. The
+	// other is ignored: a proxy that manages one of them passes the other
+	// on from the client untouched, so reading both would let a client
+	// choose. Any other value makes Resolve fail.
+	ProxyHeader string
 	// Lookup finds the tenant. Required.
-	Lookup Lookup
+	Lookup HostLookup
 }
 
 // Resolve implements Resolver.
@@ -53,8 +119,20 @@ func (h Host) Resolve(r *http.Request) (Result, error) {
 		return Result{}, errNoLookup
 	}
 	raw := r.Host
-	if len(h.TrustedProxies) > 0 && trustedPeer(r.RemoteAddr, h.TrustedProxies) {
-		if fwd := forwardedHost(r.Header); fwd != "" {
+	if len(h.TrustedProxies) > 0 && trustedAddr(r.RemoteAddr, h.TrustedProxies) {
+		var fwd string
+		switch h.ProxyHeader {
+		case "", HeaderXForwardedHost:
+			fwd = xForwardedHost(r.Header, h.TrustedProxies)
+		case HeaderForwarded:
+			var ok bool
+			if fwd, ok = forwardedHost(r.Header, h.TrustedProxies); !ok {
+				return Result{}, errForwardedInvalid
+			}
+		default:
+			return Result{}, errProxyHeader
+		}
+		if fwd != "" {
 			raw = fwd
 		}
 	}
@@ -76,21 +154,28 @@ func (h Host) Resolve(r *http.Request) (Result, error) {
 		return Result{}, errHostAbsent
 	}
 	ctx := r.Context()
-	t, err := h.Lookup.GetByDomain(ctx, norm)
-	if !errors.Is(err, tenancy.ErrTenantNotFound) {
+	if base = strings.ToLower(base); base != "" && (norm == base || strings.HasSuffix(norm, "."+base)) {
+		label, ok := singleLabelUnder(norm, base)
+		if !ok {
+			return Result{}, errHostAbsent
+		}
+		if tenancy.ValidateIdentifier(label) == nil {
+			t, err := h.Lookup.GetByIdentifier(ctx, label)
+			if !errors.Is(err, tenancy.ErrTenantNotFound) {
+				return found(SourceHost, t, err)
+			}
+		}
+		t, err := h.Lookup.GetByAlias(ctx, label)
 		return found(SourceHost, t, err)
 	}
-	label, ok := singleLabelUnder(norm, base)
-	if !ok {
+	if strings.IndexByte(norm, '.') < 0 {
+		// A single label is no custom domain.
 		return Result{}, errHostAbsent
 	}
-	if tenancy.ValidateIdentifier(label) == nil {
-		t, err = h.Lookup.GetByIdentifier(ctx, label)
-		if !errors.Is(err, tenancy.ErrTenantNotFound) {
-			return found(SourceHost, t, err)
-		}
+	t, err := h.Lookup.GetByDomain(ctx, norm)
+	if errors.Is(err, tenancy.ErrTenantNotFound) {
+		return Result{}, errUnknownDomain
 	}
-	t, err = h.Lookup.GetByDomain(ctx, label)
 	return found(SourceHost, t, err)
 }
 
@@ -154,38 +239,4 @@ func stripPort(hostport string) (string, bool) {
 		return "", false
 	}
 	return host, true
-}
-
-// trustedPeer reports whether remoteAddr ("ip:port", as net/http sets it) is
-// inside one of the prefixes.
-func trustedPeer(remoteAddr string, prefixes []netip.Prefix) bool {
-	var addr netip.Addr
-	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
-		addr = ap.Addr()
-	} else if a, err := netip.ParseAddr(remoteAddr); err == nil {
-		addr = a
-	} else {
-		return false
-	}
-	addr = addr.Unmap()
-	for _, p := range prefixes {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
-}
-
-// forwardedHost returns the first value of X-Forwarded-Host: the host the
-// client asked the first proxy for.
-func forwardedHost(h http.Header) string {
-	vals := h["X-Forwarded-Host"]
-	if len(vals) == 0 {
-		return ""
-	}
-	v := vals[0]
-	if i := strings.IndexByte(v, ','); i >= 0 {
-		v = v[:i]
-	}
-	return strings.Trim(v, " \t")
 }

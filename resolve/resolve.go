@@ -16,8 +16,9 @@ type Lookup interface {
 	// GetByIdentifier returns the tenant with the given (validated)
 	// identifier, or an error wrapping tenancy.ErrTenantNotFound.
 	GetByIdentifier(ctx context.Context, identifier string) (*tenancy.Tenant, error)
-	// GetByDomain returns the tenant that lists the given (normalized)
-	// domain or alias, or an error wrapping tenancy.ErrTenantNotFound.
+	// GetByDomain returns the tenant that has verified the given
+	// (normalized) custom domain, or an error wrapping
+	// tenancy.ErrTenantNotFound.
 	GetByDomain(ctx context.Context, domain string) (*tenancy.Tenant, error)
 }
 
@@ -91,8 +92,10 @@ func found(source string, t *tenancy.Tenant, err error) (Result, error) {
 // An error other than absence stops the chain, with one exception: a source
 // naming an unknown tenant while another source names a known one is a
 // conflict too, not "not found", so that a client holding a valid token for
-// one tenant cannot probe which other identifiers exist. With no present
-// source the error wraps tenancy.ErrNoTenant.
+// one tenant cannot probe which other identifiers exist. A host outside
+// Host's base domain that is no tenant's custom domain is absent in a
+// chain, and "not found" only when no other source is present. With no
+// present source the error wraps tenancy.ErrNoTenant.
 func Chain(resolvers ...Resolver) Resolver {
 	return chain(slices.Clone(resolvers))
 }
@@ -101,15 +104,19 @@ type chain []Resolver
 
 func (c chain) Resolve(r *http.Request) (Result, error) {
 	var (
-		res      Result
-		present  bool
-		notFound error
+		res           Result
+		present       bool
+		notFound      error
+		unknownDomain error
 	)
 	for _, x := range c {
 		got, err := x.Resolve(r)
 		switch {
 		case err == nil:
 		case errors.Is(err, tenancy.ErrNoTenant):
+			continue
+		case errors.Is(err, errUnknownDomain):
+			unknownDomain = err
 			continue
 		case errors.Is(err, tenancy.ErrTenantNotFound):
 			if present {
@@ -147,6 +154,8 @@ func (c chain) Resolve(r *http.Request) (Result, error) {
 		return res, nil
 	case notFound != nil:
 		return Result{}, notFound
+	case unknownDomain != nil:
+		return Result{}, unknownDomain
 	}
 	return Result{}, errChainAbsent
 }

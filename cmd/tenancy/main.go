@@ -13,6 +13,11 @@
 // once; TENANCY_CACHE_PREFIX must then match their cache prefix (default
 // "tenancy:").
 //
+// TENANCY_BASE_DOMAIN names the domain tenants get subdomains of, as the
+// servers' host resolver has it (such as "example.com"): the tenants domain
+// commands refuse custom domains under it, and need it set. tenants domain
+// verify looks the challenge record up with the system's DNS resolver.
+//
 // Creating, purging and migrating tenants needs the application's own
 // binary, which mounts the same commands with its storage and migrations
 // (package admin). See "tenancy help" for the commands.
@@ -74,6 +79,7 @@ func open(ctx context.Context, c admin.Connect) (*admin.Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	env.BaseDomain = os.Getenv("TENANCY_BASE_DOMAIN")
 	if c.RedisURL != "" {
 		if err := announceChanges(ctx, env, c.RedisURL); err != nil {
 			env.Close()

@@ -74,7 +74,7 @@ func run(t *testing.T, env []string, args ...string) result {
 	cmd := exec.CommandContext(ctx, binary(t), args...)
 	for _, kv := range os.Environ() {
 		switch strings.SplitN(kv, "=", 2)[0] {
-		case "DATABASE_URL", "REDIS_URL", "TENANCY_CACHE_PREFIX":
+		case "DATABASE_URL", "REDIS_URL", "TENANCY_CACHE_PREFIX", "TENANCY_BASE_DOMAIN":
 			continue
 		}
 		cmd.Env = append(cmd.Env, kv)
@@ -158,15 +158,15 @@ func TestTenantsOnPostgres(t *testing.T) {
 	t.Parallel()
 	p := setup(t)
 	p.seed(t,
-		&tenancy.Tenant{ID: "t-acme", Identifier: "acme-corp", Name: "Acme Corp", Tier: "enterprise", Domains: []string{"acme.example.com"}},
+		&tenancy.Tenant{ID: "t-acme", Identifier: "acme-corp", Name: "Acme Corp", Tier: "enterprise", Aliases: []string{"acme"}, Domains: []string{"acme.example.com"}},
 		&tenancy.Tenant{ID: "t-beta", Identifier: "beta", Name: "Beta", Tier: "starter", Status: tenancy.StatusSuspended, StatusReason: "unpaid"},
 	)
 
 	r := run(t, p.env, "tenants", "list")
 	r.wantOK(t)
-	want := `IDENTIFIER  NAME       STATUS     TIER        ISOLATION  DOMAINS           ID
-acme-corp   Acme Corp  active     enterprise  -          acme.example.com  t-acme
-beta        Beta       suspended  starter     -          -                 t-beta
+	want := `IDENTIFIER  NAME       STATUS     TIER        ISOLATION  ALIASES  DOMAINS           ID
+acme-corp   Acme Corp  active     enterprise  -          acme     acme.example.com  t-acme
+beta        Beta       suspended  starter     -          -        -                 t-beta
 `
 	if r.stdout != want {
 		t.Errorf("list:\n%s\nwant:\n%s", r.stdout, want)
@@ -181,7 +181,7 @@ beta        Beta       suspended  starter     -          -                 t-bet
 
 	r = run(t, p.env, "tenants", "show", "acme-corp")
 	r.wantOK(t)
-	for _, w := range []string{"id:         t-acme\n", "name:       Acme Corp\n", "status:     active\n", "domains:    acme.example.com\n"} {
+	for _, w := range []string{"id:         t-acme\n", "name:       Acme Corp\n", "status:     active\n", "aliases:    acme\n", "domains:    acme.example.com\n"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("show does not contain %q:\n%s", w, r.stdout)
 		}
@@ -224,6 +224,44 @@ beta        Beta       suspended  starter     -          -                 t-bet
 
 // TestBadInput runs every kind of bad input against a real database: one
 // line on stderr, nothing on stdout, the right exit status.
+func TestDomainsOnPostgres(t *testing.T) {
+	t.Parallel()
+	p := setup(t)
+	p.seed(t,
+		&tenancy.Tenant{ID: "t-acme", Identifier: "acme-corp", Name: "Acme Corp", Aliases: []string{"acme"}},
+		&tenancy.Tenant{ID: "t-bravo", Identifier: "bravo", Name: "Bravo"},
+	)
+	env := append(p.env, "TENANCY_BASE_DOMAIN=example.com")
+
+	run(t, p.env, "tenants", "domain", "add", "bravo", "app.bravo.test").wantError(t, 1,
+		"tenancy: custom domains need the service's base domain, so that none is added under it: this binary sets no Env.BaseDomain\n")
+	run(t, env, "tenants", "domain", "add", "bravo", "acme.example.com").wantError(t, 1,
+		"tenancy: invalid tenant domain: a custom domain cannot be the base domain or a name under it: those are tenants' subdomains (use an alias)\n")
+	run(t, env, "tenants", "alias", "add", "bravo", "acme").wantError(t, 1, "tenancy: tenant alias \"acme\" is already taken\n")
+	run(t, env, "tenants", "alias", "add", "bravo", "acme-corp").wantError(t, 1, "tenancy: tenant alias \"acme-corp\" is already taken\n")
+
+	r := run(t, env, "tenants", "domain", "add", "bravo", "app.bravo.test")
+	r.wantOK(t)
+	l, err := p.store.ListDomains(context.Background(), "t-bravo")
+	if err != nil || len(l) != 1 || l[0].Verified() {
+		t.Fatalf("ListDomains = %+v, %v", l, err)
+	}
+	if !strings.Contains(r.stdout, "_tenancy-challenge.app.bravo.test. TXT \""+l[0].Token+"\"") {
+		t.Errorf("domain add printed %q", r.stdout)
+	}
+	run(t, env, "tenants", "domain", "add", "acme-corp", "app.bravo.test").wantError(t, 1, "tenancy: tenant domain \"app.bravo.test\" is already taken\n")
+	r = run(t, env, "tenants", "domain", "list", "--json", "bravo")
+	r.wantOK(t)
+	var listed []tenancy.Domain
+	if err := json.Unmarshal([]byte(r.stdout), &listed); err != nil || len(listed) != 1 || listed[0].Token != l[0].Token {
+		t.Errorf("domain list --json = %+v, %v", listed, err)
+	}
+	run(t, env, "tenants", "domain", "remove", "bravo", "app.bravo.test").wantOK(t)
+	if l, err := p.store.ListDomains(context.Background(), "t-bravo"); err != nil || len(l) != 0 {
+		t.Errorf("after remove: %+v, %v", l, err)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	p := setup(t)

@@ -55,7 +55,8 @@ type Config struct {
 	// It bounds staleness if an invalidation is lost altogether.
 	RedisTTL time.Duration
 	// Prefix starts every Redis key: Prefix+"tenant:id:"+ID, likewise
-	// "tenant:identifier:" and "tenant:domain:", and Prefix+"generation",
+	// "tenant:identifier:", "tenant:alias:" and "tenant:domain:", and
+	// Prefix+"generation",
 	// the invalidation counter. The pub/sub channel is Prefix+"invalidate".
 	// Default DefaultPrefix ("tenancy:"). On Redis Cluster include a hash
 	// tag, such as "{tenancy}:", so that all keys share one slot.
@@ -180,7 +181,10 @@ func (s *Store) l1TTL(t *tenancy.Tenant) time.Duration {
 
 // errInvalidDomain is returned for a domain that is not a host name. Like the
 // stores, the cache reports it as not found.
-var errInvalidDomain = fmt.Errorf("invalid domain: %w", tenancy.ErrTenantNotFound)
+var (
+	errInvalidDomain = fmt.Errorf("invalid domain: %w", tenancy.ErrTenantNotFound)
+	errInvalidAlias  = fmt.Errorf("invalid alias: %w", tenancy.ErrTenantNotFound)
+)
 
 // Get implements tenancy.Store.
 func (s *Store) Get(ctx context.Context, id string) (*tenancy.Tenant, error) {
@@ -198,10 +202,21 @@ func (s *Store) GetByIdentifier(ctx context.Context, identifier string) (*tenanc
 	return s.get(ctx, key{kindIdentifier, identifier})
 }
 
-// GetByDomain implements tenancy.Store. The domain is normalized first, so
-// "ACME.example.com." and "acme.example.com" share one entry.
+// GetByAlias implements tenancy.Store. The alias is normalized first, so
+// "ACME" and "acme" share one entry.
+func (s *Store) GetByAlias(ctx context.Context, alias string) (*tenancy.Tenant, error) {
+	a, ok := tenancy.NormalizeAlias(alias)
+	if !ok {
+		return nil, errInvalidAlias
+	}
+	return s.get(ctx, key{kindAlias, a})
+}
+
+// GetByDomain implements tenancy.Store: verified domains only, as the store
+// answers. The domain is normalized first, so "ACME.example.com." and
+// "acme.example.com" share one entry.
 func (s *Store) GetByDomain(ctx context.Context, domain string) (*tenancy.Tenant, error) {
-	d, ok := tenancy.NormalizeHost(domain)
+	d, ok := tenancy.NormalizeDomain(domain)
 	if !ok {
 		return nil, errInvalidDomain
 	}
@@ -284,6 +299,8 @@ func (s *Store) lookup(ctx context.Context, k key) (*tenancy.Tenant, error) {
 		return s.store.Get(ctx, k.value)
 	case kindIdentifier:
 		return s.store.GetByIdentifier(ctx, k.value)
+	case kindAlias:
+		return s.store.GetByAlias(ctx, k.value)
 	default:
 		return s.store.GetByDomain(ctx, k.value)
 	}
@@ -317,7 +334,8 @@ func (s *Store) flushL1() {
 }
 
 // Create implements tenancy.Store. A successful create drops any "not found"
-// entry for the new tenant's ID, identifier and domains on every instance.
+// entry for the new tenant's ID, identifier, aliases and domains on every
+// instance.
 func (s *Store) Create(ctx context.Context, t *tenancy.Tenant) (*tenancy.Tenant, error) {
 	if t == nil {
 		return nil, &tenancy.FieldError{Field: "tenant", Reason: "missing"}
@@ -333,8 +351,8 @@ func (s *Store) Create(ctx context.Context, t *tenancy.Tenant) (*tenancy.Tenant,
 	return c, err
 }
 
-// Update implements tenancy.Store. Entries of the old and the new domains are
-// dropped, so an old domain stops resolving at once.
+// Update implements tenancy.Store. Entries of the old and the new aliases are
+// dropped, so an old alias stops resolving at once.
 func (s *Store) Update(ctx context.Context, id string, u tenancy.Update) (*tenancy.Tenant, error) {
 	old := s.current(ctx, id)
 	t, err := s.store.Update(ctx, id, u)
@@ -366,6 +384,44 @@ func (s *Store) Purge(ctx context.Context, id string) error {
 	return err
 }
 
+// ListDomains implements tenancy.Store. Domain lists are not cached.
+func (s *Store) ListDomains(ctx context.Context, id string) ([]tenancy.Domain, error) {
+	return s.store.ListDomains(ctx, id)
+}
+
+// AddDomain implements tenancy.Store. The tenant's entries are dropped (its
+// Domains changed), and so is the domain's own entry.
+func (s *Store) AddDomain(ctx context.Context, id, domain string) (*tenancy.Domain, error) {
+	old := s.current(ctx, id)
+	d, err := s.store.AddDomain(ctx, id, domain)
+	s.afterDomainWrite(ctx, err, old, domain)
+	return d, err
+}
+
+// VerifyDomain implements tenancy.Store. The domain's "not found" entry is
+// dropped on every instance, so that it resolves at once.
+func (s *Store) VerifyDomain(ctx context.Context, id, domain string) (*tenancy.Domain, error) {
+	old := s.current(ctx, id)
+	d, err := s.store.VerifyDomain(ctx, id, domain)
+	s.afterDomainWrite(ctx, err, old, domain)
+	return d, err
+}
+
+// RemoveDomain implements tenancy.Store. The domain's entry is dropped on
+// every instance, so that it stops resolving at once.
+func (s *Store) RemoveDomain(ctx context.Context, id, domain string) error {
+	old := s.current(ctx, id)
+	err := s.store.RemoveDomain(ctx, id, domain)
+	s.afterDomainWrite(ctx, err, old, domain)
+	return err
+}
+
+// afterDomainWrite invalidates the tenant's entries and the named domain's,
+// whichever tenant the cache may hold under it.
+func (s *Store) afterDomainWrite(ctx context.Context, err error, old []*tenancy.Tenant, domain string) {
+	s.afterWrite(ctx, err, append(old, &tenancy.Tenant{Domains: []string{domain}})...)
+}
+
 // List implements tenancy.Store. Lists are not cached.
 func (s *Store) List(ctx context.Context, p tenancy.ListParams) ([]*tenancy.Tenant, error) {
 	return s.store.List(ctx, p)
@@ -377,8 +433,8 @@ func (s *Store) Count(ctx context.Context, status tenancy.Status) (int, error) {
 }
 
 // current returns what is known of tenant id before a write: the stored
-// record, for its domains, and the L1 entry, in case the store read fails or
-// L1 holds an older set of domains. A tenant with only an ID is returned when
+// record, for its aliases and domains, and the L1 entry, in case the store
+// read fails or L1 holds an older set of them. A tenant with only an ID is returned when
 // nothing else is known.
 func (s *Store) current(ctx context.Context, id string) []*tenancy.Tenant {
 	if tenancy.ValidateID(id) != nil {
@@ -411,13 +467,15 @@ func (s *Store) afterWrite(ctx context.Context, err error, ts ...*tenancy.Tenant
 // unchanged reports whether err means that the store wrote nothing.
 func unchanged(err error) bool {
 	return errors.Is(err, tenancy.ErrTenantNotFound) ||
+		errors.Is(err, tenancy.ErrDomainNotFound) ||
 		errors.Is(err, tenancy.ErrDuplicate) ||
 		errors.Is(err, tenancy.ErrInvalidTenant) ||
 		errors.Is(err, tenancy.ErrInvalidID) ||
 		errors.Is(err, tenancy.ErrInvalidIdentifier)
 }
 
-// Invalidate drops every entry of t (by ID, identifier and each domain) from
+// Invalidate drops every entry of t (by ID, identifier, each alias and each
+// domain) from
 // L1, from Redis and from the L1 of every other instance. L1 is always
 // dropped; an error means Redis could not be reached, and the Redis part is
 // retried in the background until it succeeds (or the process exits). Writes

@@ -28,12 +28,16 @@ func TestReadThroughCachesEachKey(t *testing.T) {
 		{"domain, other case and trailing dot", func(c tenancy.Store) (*tenancy.Tenant, error) {
 			return c.GetByDomain(t.Context(), "ACME.Example.com.")
 		}, func(st *countingStore) int64 { return st.byDomain.Load() }},
+		{"alias", func(c tenancy.Store) (*tenancy.Tenant, error) { return c.GetByAlias(t.Context(), "acme-co") },
+			func(st *countingStore) int64 { return st.byAlias.Load() }},
+		{"alias, other case", func(c tenancy.Store) (*tenancy.Tenant, error) { return c.GetByAlias(t.Context(), "ACME-CO.") },
+			func(st *countingStore) int64 { return st.byAlias.Load() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			st := newCountingStore()
-			createTenant(t, st, "acme", "acme.example.com")
+			createTenant(t, st, "acme", "acme.example.com", "acme-co")
 			c, reg := newCache(t, st, Config{})
 			first, err := tt.get(c)
 			if err != nil {
@@ -78,6 +82,8 @@ func TestInvalidKeysAreRefusedBeforeAnyCache(t *testing.T) {
 		{"path ID", func(c *Store) error { _, err := c.Get(t.Context(), "../../etc"); return err }, tenancy.ErrInvalidID},
 		{"empty domain", func(c *Store) error { _, err := c.GetByDomain(t.Context(), ""); return err }, tenancy.ErrTenantNotFound},
 		{"domain with colon", func(c *Store) error { _, err := c.GetByDomain(t.Context(), "a:b"); return err }, tenancy.ErrTenantNotFound},
+		{"single-label domain", func(c *Store) error { _, err := c.GetByDomain(t.Context(), "acme"); return err }, tenancy.ErrTenantNotFound},
+		{"alias with a dot", func(c *Store) error { _, err := c.GetByAlias(t.Context(), "acme.example.com"); return err }, tenancy.ErrTenantNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -302,14 +308,14 @@ func TestWritesInvalidateEveryKey(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			st := newCountingStore()
-			tn := createTenant(t, st, "acme", "acme.example.com", "acme")
+			tn := createTenant(t, st, "acme", "acme.example.com", "acme-co")
 			c, _ := newCache(t, st, Config{})
 			ctx := t.Context()
 			lookups := map[string]func() (*tenancy.Tenant, error){
 				"id":         func() (*tenancy.Tenant, error) { return c.Get(ctx, tn.ID) },
 				"identifier": func() (*tenancy.Tenant, error) { return c.GetByIdentifier(ctx, "acme") },
 				"domain":     func() (*tenancy.Tenant, error) { return c.GetByDomain(ctx, "acme.example.com") },
-				"alias":      func() (*tenancy.Tenant, error) { return c.GetByDomain(ctx, "acme") },
+				"alias":      func() (*tenancy.Tenant, error) { return c.GetByAlias(ctx, "acme-co") },
 			}
 			for by, get := range lookups {
 				if _, err := get(); err != nil {
@@ -340,27 +346,86 @@ func TestWritesInvalidateEveryKey(t *testing.T) {
 	}
 }
 
-func TestUpdateDomainsDropsOldAndNewDomains(t *testing.T) {
+func TestUpdateAliasesDropsOldAndNewAliases(t *testing.T) {
+	t.Parallel()
+	st := newCountingStore()
+	tn := createTenant(t, st, "acme", "old")
+	c, _ := newCache(t, st, Config{})
+	ctx := t.Context()
+	if _, err := c.GetByAlias(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetByAlias(ctx, "new"); !errors.Is(err, tenancy.ErrTenantNotFound) {
+		t.Fatalf("new alias before the update: %v, want not found", err)
+	}
+	aliases := []string{"new"}
+	if _, err := c.Update(ctx, tn.ID, tenancy.Update{Aliases: &aliases}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetByAlias(ctx, "old"); !errors.Is(err, tenancy.ErrTenantNotFound) {
+		t.Errorf("old alias after the update: %v, want not found", err)
+	}
+	if got, err := c.GetByAlias(ctx, "new"); err != nil || got.ID != tn.ID {
+		t.Errorf("new alias after the update: %v, %v; want acme (the negative entry must be gone)", got, err)
+	}
+}
+
+// TestDomainWritesDropEntries checks that every domain write through the
+// cache takes effect at once: a verified domain resolves although "not
+// found" was cached for it, a removed one stops resolving although its
+// tenant was cached, and the tenant's own entries show its new Domains.
+func TestDomainWritesDropEntries(t *testing.T) {
 	t.Parallel()
 	st := newCountingStore()
 	tn := createTenant(t, st, "acme", "old.example.com")
 	c, _ := newCache(t, st, Config{})
 	ctx := t.Context()
-	if _, err := c.GetByDomain(ctx, "old.example.com"); err != nil {
-		t.Fatal(err)
+	// prime fills L1 with the tenant, the old domain and, while it does not
+	// resolve, "not found" for the new one.
+	prime := func(newResolves bool) {
+		t.Helper()
+		if _, err := c.GetByIdentifier(ctx, "acme"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.GetByDomain(ctx, "old.example.com"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.GetByDomain(ctx, "new.example.com"); (err == nil) != newResolves {
+			t.Fatalf("new domain: %v, want resolving %v", err, newResolves)
+		}
+	}
+	prime(false)
+	added, err := c.AddDomain(ctx, tn.ID, "new.example.com")
+	if err != nil || added.Verified() {
+		t.Fatalf("AddDomain = %+v, %v", added, err)
+	}
+	if got, err := c.GetByIdentifier(ctx, "acme"); err != nil || fmt.Sprint(got.Domains) != "[new.example.com old.example.com]" {
+		t.Errorf("tenant after AddDomain: %v, %v; want both domains", got, err)
 	}
 	if _, err := c.GetByDomain(ctx, "new.example.com"); !errors.Is(err, tenancy.ErrTenantNotFound) {
-		t.Fatalf("new domain before the update: %v, want not found", err)
+		t.Errorf("unverified domain through the cache: %v, want not found", err)
 	}
-	domains := []string{"new.example.com"}
-	if _, err := c.Update(ctx, tn.ID, tenancy.Update{Domains: &domains}); err != nil {
+
+	prime(false)
+	if _, err := c.VerifyDomain(ctx, tn.ID, "new.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.GetByDomain(ctx, "new.example.com"); err != nil || got.ID != tn.ID {
+		t.Errorf("verified domain: %v, %v; want acme at once (the negative entry must be gone)", got, err)
+	}
+
+	prime(true)
+	if err := c.RemoveDomain(ctx, tn.ID, "old.example.com"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.GetByDomain(ctx, "old.example.com"); !errors.Is(err, tenancy.ErrTenantNotFound) {
-		t.Errorf("old domain after the update: %v, want not found", err)
+		t.Errorf("removed domain: %v, want not found at once", err)
 	}
-	if got, err := c.GetByDomain(ctx, "new.example.com"); err != nil || got.ID != tn.ID {
-		t.Errorf("new domain after the update: %v, %v; want acme (the negative entry must be gone)", got, err)
+	if got, err := c.GetByIdentifier(ctx, "acme"); err != nil || fmt.Sprint(got.Domains) != "[new.example.com]" {
+		t.Errorf("tenant after RemoveDomain: %v, %v", got, err)
+	}
+	if l, err := c.ListDomains(ctx, tn.ID); err != nil || len(l) != 1 || !l[0].Verified() {
+		t.Errorf("ListDomains = %+v, %v", l, err)
 	}
 }
 
@@ -372,14 +437,14 @@ func TestCreateDropsNegativeEntries(t *testing.T) {
 	lookups := []func() error{
 		func() error { _, err := c.Get(ctx, "id-newco"); return err },
 		func() error { _, err := c.GetByIdentifier(ctx, "newco"); return err },
-		func() error { _, err := c.GetByDomain(ctx, "newco.example.com"); return err },
+		func() error { _, err := c.GetByAlias(ctx, "newco-alias"); return err },
 	}
 	for i, get := range lookups {
 		if err := get(); !errors.Is(err, tenancy.ErrTenantNotFound) {
 			t.Fatalf("lookup %d before create: %v", i, err)
 		}
 	}
-	if _, err := c.Create(ctx, &tenancy.Tenant{ID: "id-newco", Identifier: "newco", Name: "NewCo", Domains: []string{"newco.example.com"}}); err != nil {
+	if _, err := c.Create(ctx, &tenancy.Tenant{ID: "id-newco", Identifier: "newco", Name: "NewCo", Aliases: []string{"newco-alias"}}); err != nil {
 		t.Fatal(err)
 	}
 	for i, get := range lookups {
@@ -403,9 +468,18 @@ func TestFailedWritesLeaveCacheAlone(t *testing.T) {
 	if _, err := c.SetStatus(ctx, "id-missing", tenancy.StatusSuspended, ""); !errors.Is(err, tenancy.ErrTenantNotFound) {
 		t.Fatalf("set status of a missing tenant: %v", err)
 	}
-	bad := []string{"Bad Domain!"}
-	if _, err := c.Update(ctx, other.ID, tenancy.Update{Domains: &bad}); !errors.Is(err, tenancy.ErrInvalidTenant) {
+	bad := []string{"Bad Alias!"}
+	if _, err := c.Update(ctx, other.ID, tenancy.Update{Aliases: &bad}); !errors.Is(err, tenancy.ErrInvalidTenant) {
 		t.Fatalf("invalid update: %v", err)
+	}
+	if _, err := c.VerifyDomain(ctx, "id-acme", "not-held.example.com"); !errors.Is(err, tenancy.ErrDomainNotFound) {
+		t.Fatalf("verify a domain not held: %v", err)
+	}
+	if err := c.RemoveDomain(ctx, "id-acme", "not-held.example.com"); !errors.Is(err, tenancy.ErrDomainNotFound) {
+		t.Fatalf("remove a domain not held: %v", err)
+	}
+	if _, err := c.AddDomain(ctx, "id-acme", "Bad Domain!"); !errors.Is(err, tenancy.ErrInvalidTenant) {
+		t.Fatalf("add an invalid domain: %v", err)
 	}
 	before := st.byIdent.Load()
 	_, _ = c.GetByIdentifier(ctx, "acme")
@@ -476,8 +550,8 @@ func TestL1IsBounded(t *testing.T) {
 func TestKeysCarryTheTenant(t *testing.T) {
 	t.Parallel()
 	c, _ := newCache(t, newCountingStore(), Config{Prefix: "p:"})
-	tn := &tenancy.Tenant{ID: "id-1", Identifier: "acme", Domains: []string{"acme.example.com", "Bad Domain!"}}
-	want := []string{"p:tenant:id:id-1", "p:tenant:identifier:acme", "p:tenant:domain:acme.example.com"}
+	tn := &tenancy.Tenant{ID: "id-1", Identifier: "acme", Aliases: []string{"acme-co", "bad.alias"}, Domains: []string{"acme.example.com", "Bad Domain!", "acme"}}
+	want := []string{"p:tenant:id:id-1", "p:tenant:identifier:acme", "p:tenant:alias:acme-co", "p:tenant:domain:acme.example.com"}
 	if got := c.Keys(tn); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Keys = %q, want %q", got, want)
 	}

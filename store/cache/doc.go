@@ -8,10 +8,12 @@
 // hammering random identifiers does not reach the store on every request.
 //
 // Writes go to the store and then invalidate the tenant's entries (by ID,
-// identifier and every old and new domain) in L1, in Redis and, through a
-// message on a Redis pub/sub channel, in the L1 of every other instance. A
-// suspension made on one instance is therefore seen by all of them within
-// about a second, not after the L1 TTL.
+// identifier, every old and new alias and every old and new domain, the one
+// a domain write names included) in L1, in Redis and, through a message on a
+// Redis pub/sub channel, in the L1 of every other instance. A suspension
+// made on one instance is therefore seen by all of them within about a
+// second, not after the L1 TTL, and so is a domain that was just verified
+// or removed: its "not found" entry, or its tenant, is dropped everywhere.
 //
 // Redis is an accelerator, never a dependency: when it fails, every operation
 // is served from the store, the failure is counted and logged (at most once

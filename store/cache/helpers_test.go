@@ -18,15 +18,15 @@ import (
 // slow read that returns what the store held when it began.
 type countingStore struct {
 	*memstore.Store
-	byID, byIdent, byDomain atomic.Int64
-	gate                    chan struct{}
-	err                     atomic.Pointer[error]
+	byID, byIdent, byAlias, byDomain atomic.Int64
+	gate                             chan struct{}
+	err                              atomic.Pointer[error]
 }
 
 func newCountingStore() *countingStore { return &countingStore{Store: memstore.New()} }
 
 func (c *countingStore) lookups() int64 {
-	return c.byID.Load() + c.byIdent.Load() + c.byDomain.Load()
+	return c.byID.Load() + c.byIdent.Load() + c.byAlias.Load() + c.byDomain.Load()
 }
 
 func (c *countingStore) after(t *tenancy.Tenant, err error) (*tenancy.Tenant, error) {
@@ -53,6 +53,11 @@ func (c *countingStore) GetByIdentifier(ctx context.Context, identifier string) 
 		}
 	}
 	return c.after(t, err)
+}
+
+func (c *countingStore) GetByAlias(ctx context.Context, alias string) (*tenancy.Tenant, error) {
+	c.byAlias.Add(1)
+	return c.after(c.Store.GetByAlias(ctx, alias))
 }
 
 func (c *countingStore) GetByDomain(ctx context.Context, domain string) (*tenancy.Tenant, error) {
@@ -106,17 +111,33 @@ func newCache(t testing.TB, st tenancy.Store, cfg Config) (*Store, *countingMetr
 	return c, m
 }
 
-// createTenant creates an active tenant in st, bypassing any cache.
-func createTenant(t testing.TB, st tenancy.Store, identifier string, domains ...string) *tenancy.Tenant {
+// createTenant creates an active tenant in st, bypassing any cache. Names
+// with a dot are custom domains, verified; the others are aliases.
+func createTenant(t testing.TB, st tenancy.Store, identifier string, names ...string) *tenancy.Tenant {
 	t.Helper()
-	tn, err := st.Create(context.Background(), &tenancy.Tenant{
-		ID:         "id-" + identifier,
-		Identifier: identifier,
-		Name:       strings.ToUpper(identifier),
-		Domains:    domains,
-	})
+	ctx := context.Background()
+	in := &tenancy.Tenant{ID: "id-" + identifier, Identifier: identifier, Name: strings.ToUpper(identifier)}
+	for _, n := range names {
+		if strings.Contains(n, ".") {
+			in.Domains = append(in.Domains, n)
+		} else {
+			in.Aliases = append(in.Aliases, n)
+		}
+	}
+	tn, err := st.Create(ctx, in)
 	if err != nil {
 		t.Fatalf("create %s: %v", identifier, err)
+	}
+	for _, d := range tn.Domains {
+		if _, err := st.VerifyDomain(ctx, tn.ID, d); err != nil {
+			t.Fatalf("verify %s: %v", d, err)
+		}
+	}
+	if cs, ok := st.(*countingStore); ok {
+		st = cs.Store // read back without counting
+	}
+	if tn, err = st.Get(ctx, tn.ID); err != nil {
+		t.Fatal(err)
 	}
 	return tn
 }

@@ -13,6 +13,7 @@ const (
 	kindID kind = iota + 1
 	kindIdentifier
 	kindDomain
+	kindAlias
 )
 
 func (k kind) String() string {
@@ -23,6 +24,8 @@ func (k kind) String() string {
 		return "identifier"
 	case kindDomain:
 		return "domain"
+	case kindAlias:
+		return "alias"
 	}
 	return "unknown"
 }
@@ -38,14 +41,14 @@ type key struct {
 // an empty value or unknown kind is a bug in this package, and a key without
 // its tenant would be shared by every tenant: it panics instead.
 func (s *Store) redisKey(k key) string {
-	if k.value == "" || k.kind < kindID || k.kind > kindDomain {
-		panic("cache: Redis key built without a tenant ID, identifier or domain")
+	if k.value == "" || k.kind < kindID || k.kind > kindAlias {
+		panic("cache: Redis key built without a tenant ID, identifier, alias or domain")
 	}
 	return s.prefix + "tenant:" + k.kind.String() + ":" + k.value
 }
 
-// tenantKeys returns the L1 keys of the tenants' valid IDs, identifiers and
-// domains, without duplicates. Invalid fields are skipped: they can never
+// tenantKeys returns the L1 keys of the tenants' valid IDs, identifiers,
+// aliases and domains, without duplicates. Invalid fields are skipped: they can never
 // have been cached.
 func tenantKeys(ts ...*tenancy.Tenant) []key {
 	var keys []key
@@ -64,8 +67,13 @@ func tenantKeys(ts ...*tenancy.Tenant) []key {
 		if tenancy.ValidateIdentifier(t.Identifier) == nil {
 			add(key{kindIdentifier, t.Identifier})
 		}
+		for _, a := range t.Aliases {
+			if n, ok := tenancy.NormalizeAlias(a); ok {
+				add(key{kindAlias, n})
+			}
+		}
 		for _, d := range t.Domains {
-			if n, ok := tenancy.NormalizeHost(d); ok {
+			if n, ok := tenancy.NormalizeDomain(d); ok {
 				add(key{kindDomain, n})
 			}
 		}
@@ -74,7 +82,7 @@ func tenantKeys(ts ...*tenancy.Tenant) []key {
 }
 
 // Keys returns the Redis keys this cache may hold for t: one for its ID, one
-// for its identifier and one for each domain. Fields that are not valid are
+// for its identifier, one for each alias and one for each domain. Fields that are not valid are
 // left out, since nothing is ever cached under them. A purge check can assert
 // that none of them exists afterwards.
 func (s *Store) Keys(t *tenancy.Tenant) []string {
@@ -96,6 +104,8 @@ func (k key) matches(t *tenancy.Tenant) bool {
 		return t.Identifier == k.value
 	case kindDomain:
 		return slices.Contains(t.Domains, k.value)
+	case kindAlias:
+		return slices.Contains(t.Aliases, k.value)
 	}
 	return false
 }

@@ -58,26 +58,29 @@ type fillToken struct {
 type message struct {
 	ID         string   `json:"id,omitempty"`
 	Identifier string   `json:"identifier,omitempty"`
+	Aliases    []string `json:"aliases,omitempty"`
 	Domains    []string `json:"domains,omitempty"`
 }
 
 // keys returns the L1 keys the message names, leaving out invalid values:
 // messages come from the network.
 func (m *message) keys() []key {
-	t := &tenancy.Tenant{ID: m.ID, Identifier: m.Identifier, Domains: m.Domains}
+	t := &tenancy.Tenant{ID: m.ID, Identifier: m.Identifier, Aliases: m.Aliases, Domains: m.Domains}
 	return tenantKeys(t)
 }
 
 // newMessages groups keys into messages. Keys normally belong to one tenant
 // and make one message; more IDs or identifiers make more messages.
 func newMessages(keys []key) []message {
-	var ids, idents, domains []string
+	var ids, idents, aliases, domains []string
 	for _, k := range keys {
 		switch k.kind {
 		case kindID:
 			ids = append(ids, k.value)
 		case kindIdentifier:
 			idents = append(idents, k.value)
+		case kindAlias:
+			aliases = append(aliases, k.value)
 		case kindDomain:
 			domains = append(domains, k.value)
 		}
@@ -89,6 +92,7 @@ func newMessages(keys []key) []message {
 	for i, v := range idents {
 		msgs[i].Identifier = v
 	}
+	msgs[0].Aliases = aliases
 	msgs[0].Domains = domains
 	return msgs
 }

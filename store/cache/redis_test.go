@@ -157,7 +157,7 @@ func TestWriteOnOneInstanceReachesTheOtherWithinASecond(t *testing.T) {
 	tests := []struct {
 		name   string
 		write  func(ctx context.Context, a *Store, id string) error
-		lookup string // "identifier", "old domain" or "new domain"
+		lookup string // "identifier", "old domain", "new domain", "old alias" or "new alias"
 		want   string
 	}{
 		{"suspend", func(ctx context.Context, a *Store, id string) error {
@@ -166,23 +166,34 @@ func TestWriteOnOneInstanceReachesTheOtherWithinASecond(t *testing.T) {
 		}, "identifier", "suspended"},
 		{"delete", func(ctx context.Context, a *Store, id string) error { _, err := a.Delete(ctx, id); return err }, "identifier", "deleted"},
 		{"purge", func(ctx context.Context, a *Store, id string) error { return a.Purge(ctx, id) }, "identifier", "gone"},
-		{"move domain: old", func(ctx context.Context, a *Store, id string) error {
-			d := []string{"new.example.com"}
-			_, err := a.Update(ctx, id, tenancy.Update{Domains: &d})
-			return err
+		{"remove domain", func(ctx context.Context, a *Store, id string) error {
+			return a.RemoveDomain(ctx, id, "old.example.com")
 		}, "old domain", "gone"},
-		{"move domain: new", func(ctx context.Context, a *Store, id string) error {
-			d := []string{"new.example.com"}
-			_, err := a.Update(ctx, id, tenancy.Update{Domains: &d})
+		{"verify domain", func(ctx context.Context, a *Store, id string) error {
+			_, err := a.VerifyDomain(ctx, id, "new.example.com")
 			return err
 		}, "new domain", "active"},
+		{"move alias: old", func(ctx context.Context, a *Store, id string) error {
+			n := []string{"new-alias"}
+			_, err := a.Update(ctx, id, tenancy.Update{Aliases: &n})
+			return err
+		}, "old alias", "gone"},
+		{"move alias: new", func(ctx context.Context, a *Store, id string) error {
+			n := []string{"new-alias"}
+			_, err := a.Update(ctx, id, tenancy.Update{Aliases: &n})
+			return err
+		}, "new alias", "active"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			env := sharedRedis(t)
 			st := newCountingStore()
-			tn := createTenant(t, st, "acme", "old.example.com")
+			tn := createTenant(t, st, "acme", "old.example.com", "old-alias")
+			// Added behind the caches' back: unverified, so not found.
+			if _, err := st.AddDomain(t.Context(), tn.ID, "new.example.com"); err != nil {
+				t.Fatal(err)
+			}
 			a, b := twoInstances(t, st, env.config())
 			ctx := t.Context()
 			look := func() string {
@@ -193,8 +204,12 @@ func TestWriteOnOneInstanceReachesTheOtherWithinASecond(t *testing.T) {
 					got, err = b.GetByIdentifier(ctx, "acme")
 				case "old domain":
 					got, err = b.GetByDomain(ctx, "old.example.com")
-				default:
+				case "new domain":
 					got, err = b.GetByDomain(ctx, "new.example.com")
+				case "old alias":
+					got, err = b.GetByAlias(ctx, "old-alias")
+				default:
+					got, err = b.GetByAlias(ctx, "new-alias")
 				}
 				switch {
 				case errors.Is(err, tenancy.ErrTenantNotFound):

@@ -15,13 +15,15 @@ import (
 )
 
 // Store is an in-memory tenancy.Store. It is safe for concurrent use; the
-// zero value is not: use New.
+// zero value is not: use New. Every write checks and changes its maps under
+// one lock, so uniqueness holds under concurrency.
 type Store struct {
-	mu       sync.RWMutex
-	byID     map[string]*tenancy.Tenant
-	byIdent  map[string]*tenancy.Tenant
-	byDomain map[string]*tenancy.Tenant
-	now      func() time.Time
+	mu      sync.RWMutex
+	byID    map[string]*tenancy.Tenant
+	byIdent map[string]*tenancy.Tenant
+	byAlias map[string]*tenancy.Tenant
+	domains map[string]*tenancy.Domain
+	now     func() time.Time
 }
 
 var _ tenancy.Store = (*Store)(nil)
@@ -29,10 +31,11 @@ var _ tenancy.Store = (*Store)(nil)
 // New returns an empty store.
 func New() *Store {
 	return &Store{
-		byID:     make(map[string]*tenancy.Tenant),
-		byIdent:  make(map[string]*tenancy.Tenant),
-		byDomain: make(map[string]*tenancy.Tenant),
-		now:      func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		byID:    make(map[string]*tenancy.Tenant),
+		byIdent: make(map[string]*tenancy.Tenant),
+		byAlias: make(map[string]*tenancy.Tenant),
+		domains: make(map[string]*tenancy.Domain),
+		now:     func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	}
 }
 
@@ -52,13 +55,28 @@ func (s *Store) GetByIdentifier(_ context.Context, identifier string) (*tenancy.
 	return s.lookup(s.byIdent, identifier)
 }
 
+// GetByAlias implements tenancy.Store.
+func (s *Store) GetByAlias(_ context.Context, alias string) (*tenancy.Tenant, error) {
+	a, ok := tenancy.NormalizeAlias(alias)
+	if !ok {
+		return nil, fmt.Errorf("alias %w", tenancy.ErrTenantNotFound)
+	}
+	return s.lookup(s.byAlias, a)
+}
+
 // GetByDomain implements tenancy.Store.
 func (s *Store) GetByDomain(_ context.Context, domain string) (*tenancy.Tenant, error) {
-	d, ok := tenancy.NormalizeHost(domain)
+	d, ok := tenancy.NormalizeDomain(domain)
 	if !ok {
 		return nil, fmt.Errorf("domain %w", tenancy.ErrTenantNotFound)
 	}
-	return s.lookup(s.byDomain, d)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rec, ok := s.domains[d]
+	if !ok || !rec.Verified() {
+		return nil, tenancy.ErrTenantNotFound
+	}
+	return s.byID[rec.TenantID].Clone(), nil
 }
 
 func (s *Store) lookup(m map[string]*tenancy.Tenant, key string) (*tenancy.Tenant, error) {
@@ -94,18 +112,34 @@ func (s *Store) Create(_ context.Context, t *tenancy.Tenant) (*tenancy.Tenant, e
 	if _, ok := s.byIdent[c.Identifier]; ok {
 		return nil, &tenancy.DuplicateError{Field: "identifier", Value: c.Identifier}
 	}
-	if err := s.checkDomains(c); err != nil {
+	if _, ok := s.byAlias[c.Identifier]; ok {
+		return nil, &tenancy.DuplicateError{Field: "identifier", Value: c.Identifier}
+	}
+	if err := s.checkAliases(c); err != nil {
 		return nil, err
+	}
+	for _, d := range c.Domains {
+		if _, ok := s.domains[d]; ok {
+			return nil, &tenancy.DuplicateError{Field: "domain", Value: d}
+		}
+	}
+	for _, d := range c.Domains {
+		s.domains[d] = &tenancy.Domain{Name: d, TenantID: c.ID, Token: tenancy.NewDomainToken(), CreatedAt: c.CreatedAt}
 	}
 	s.put(c)
 	return c.Clone(), nil
 }
 
-// checkDomains reports a domain of c that another tenant holds.
-func (s *Store) checkDomains(c *tenancy.Tenant) error {
-	for _, d := range c.Domains {
-		if o, ok := s.byDomain[d]; ok && o.ID != c.ID {
-			return &tenancy.DuplicateError{Field: "domain", Value: d}
+// checkAliases reports an alias of c that another tenant holds as an alias
+// or an identifier.
+func (s *Store) checkAliases(c *tenancy.Tenant) error {
+	for _, a := range c.Aliases {
+		if o, ok := s.byAlias[a]; ok && o.ID != c.ID {
+			return &tenancy.DuplicateError{Field: "alias", Value: a}
+		}
+		if _, ok := s.byIdent[a]; ok {
+			// c's own identifier is refused by Validate.
+			return &tenancy.DuplicateError{Field: "alias", Value: a}
 		}
 	}
 	return nil
@@ -114,22 +148,28 @@ func (s *Store) checkDomains(c *tenancy.Tenant) error {
 func (s *Store) put(c *tenancy.Tenant) {
 	s.byID[c.ID] = c
 	s.byIdent[c.Identifier] = c
-	for _, d := range c.Domains {
-		s.byDomain[d] = c
+	for _, a := range c.Aliases {
+		s.byAlias[a] = c
 	}
 }
 
 func (s *Store) remove(c *tenancy.Tenant) {
 	delete(s.byID, c.ID)
 	delete(s.byIdent, c.Identifier)
-	for _, d := range c.Domains {
-		delete(s.byDomain, d)
+	for _, a := range c.Aliases {
+		delete(s.byAlias, a)
 	}
 }
 
 // Update implements tenancy.Store.
 func (s *Store) Update(_ context.Context, id string, u tenancy.Update) (*tenancy.Tenant, error) {
-	return s.modify(id, func(t *tenancy.Tenant) (*tenancy.Tenant, error) { return u.Apply(t) })
+	return s.modify(id, func(t *tenancy.Tenant) (*tenancy.Tenant, error) {
+		c, err := u.Apply(t)
+		if err != nil {
+			return nil, err
+		}
+		return c, s.checkAliases(c)
+	})
 }
 
 // SetStatus implements tenancy.Store.
@@ -149,21 +189,23 @@ func (s *Store) Delete(ctx context.Context, id string) (*tenancy.Tenant, error) 
 	return s.SetStatus(ctx, id, tenancy.StatusDeleted, "deleted")
 }
 
+// modify replaces tenant id by what change returns, under the write lock.
 func (s *Store) modify(id string, change func(*tenancy.Tenant) (*tenancy.Tenant, error)) (*tenancy.Tenant, error) {
 	if err := tenancy.ValidateID(id); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.modifyLocked(id, change)
+}
+
+func (s *Store) modifyLocked(id string, change func(*tenancy.Tenant) (*tenancy.Tenant, error)) (*tenancy.Tenant, error) {
 	old, ok := s.byID[id]
 	if !ok {
 		return nil, tenancy.ErrTenantNotFound
 	}
 	c, err := change(old)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.checkDomains(c); err != nil {
 		return nil, err
 	}
 	c.UpdatedAt = s.now()
@@ -184,7 +226,133 @@ func (s *Store) Purge(_ context.Context, id string) error {
 		return tenancy.ErrTenantNotFound
 	}
 	s.remove(t)
+	for _, d := range t.Domains {
+		delete(s.domains, d)
+	}
 	return nil
+}
+
+// ListDomains implements tenancy.Store.
+func (s *Store) ListDomains(_ context.Context, id string) ([]tenancy.Domain, error) {
+	if err := tenancy.ValidateID(id); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, ok := s.byID[id]
+	if !ok {
+		return nil, tenancy.ErrTenantNotFound
+	}
+	out := make([]tenancy.Domain, 0, len(t.Domains))
+	for _, d := range t.Domains { // sorted by Validate
+		out = append(out, *s.domains[d])
+	}
+	return out, nil
+}
+
+// AddDomain implements tenancy.Store.
+func (s *Store) AddDomain(_ context.Context, id, domain string) (*tenancy.Domain, error) {
+	if err := tenancy.ValidateID(id); err != nil {
+		return nil, err
+	}
+	d, ok := tenancy.NormalizeDomain(domain)
+	if !ok {
+		return nil, &tenancy.FieldError{Field: "domain", Reason: "a custom domain is a host name of two labels or more, not an IP address"}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byID[id]; !ok {
+		return nil, tenancy.ErrTenantNotFound
+	}
+	if rec, ok := s.domains[d]; ok {
+		if rec.TenantID != id {
+			return nil, &tenancy.DuplicateError{Field: "domain", Value: d}
+		}
+		out := *rec
+		return &out, nil
+	}
+	t, err := s.modifyLocked(id, func(t *tenancy.Tenant) (*tenancy.Tenant, error) {
+		c := t.Clone()
+		c.Domains = append(c.Domains, d)
+		slices.Sort(c.Domains)
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rec := &tenancy.Domain{Name: d, TenantID: id, Token: tenancy.NewDomainToken(), CreatedAt: t.UpdatedAt}
+	s.domains[d] = rec
+	out := *rec
+	return &out, nil
+}
+
+// VerifyDomain implements tenancy.Store.
+func (s *Store) VerifyDomain(_ context.Context, id, domain string) (*tenancy.Domain, error) {
+	if err := tenancy.ValidateID(id); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, err := s.held(id, domain)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.modifyLocked(id, func(t *tenancy.Tenant) (*tenancy.Tenant, error) { return t.Clone(), nil })
+	if err != nil {
+		return nil, err
+	}
+	if !rec.Verified() {
+		// Records are replaced, never changed: ListDomains hands out copies.
+		v := *rec
+		v.VerifiedAt = t.UpdatedAt
+		rec = &v
+		s.domains[rec.Name] = rec
+	}
+	out := *rec
+	return &out, nil
+}
+
+// RemoveDomain implements tenancy.Store.
+func (s *Store) RemoveDomain(_ context.Context, id, domain string) error {
+	if err := tenancy.ValidateID(id); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, err := s.held(id, domain)
+	if err != nil {
+		return err
+	}
+	_, err = s.modifyLocked(id, func(t *tenancy.Tenant) (*tenancy.Tenant, error) {
+		c := t.Clone()
+		c.Domains = slices.DeleteFunc(c.Domains, func(d string) bool { return d == rec.Name })
+		if len(c.Domains) == 0 {
+			c.Domains = nil
+		}
+		return c, nil
+	})
+	if err != nil {
+		return err
+	}
+	delete(s.domains, rec.Name)
+	return nil
+}
+
+// held returns the record of domain if tenant id holds it. The caller holds
+// the lock.
+func (s *Store) held(id, domain string) (*tenancy.Domain, error) {
+	if _, ok := s.byID[id]; !ok {
+		return nil, tenancy.ErrTenantNotFound
+	}
+	d, ok := tenancy.NormalizeDomain(domain)
+	if !ok {
+		return nil, tenancy.ErrDomainNotFound
+	}
+	rec, ok := s.domains[d]
+	if !ok || rec.TenantID != id {
+		return nil, tenancy.ErrDomainNotFound
+	}
+	return rec, nil
 }
 
 // List implements tenancy.Store.

@@ -1,11 +1,15 @@
 // Package pgstore is a tenancy.Store on PostgreSQL, using pgx.
 //
-// The tenant records live in a control schema ("tenancy" by default) in two
-// tables: tenants, and tenant_domains for the custom domains and aliases
-// that GetByDomain resolves. Lookups take one round trip; writes that touch
-// both tables run in one transaction; unique violations come back as
-// *tenancy.DuplicateError; every statement names its tables through
-// pgx.Identifier, and no key from a request is ever part of SQL text.
+// The tenant records live in a control schema ("tenancy" by default) in
+// three tables: tenants; tenant_names, which holds every identifier and
+// alias under one primary key, so that the database itself keeps an alias
+// from ever equalling another tenant's identifier or alias, however many
+// writes race; and tenant_domains, the custom domains with their
+// verification tokens and state (GetByDomain finds verified ones only).
+// Lookups take one round trip; writes that touch several tables run in one
+// transaction; unique violations come back as *tenancy.DuplicateError;
+// every statement names its tables through pgx.Identifier, and no key from
+// a request is ever part of SQL text.
 //
 // # Setup
 //
@@ -21,7 +25,7 @@
 // The application's role need not own anything. It needs:
 //
 //	GRANT USAGE ON SCHEMA tenancy TO app;
-//	GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenants, tenancy.tenant_domains TO app;
+//	GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenants, tenancy.tenant_names, tenancy.tenant_domains TO app;
 //
 // New returns an error wrapping ErrNotMigrated when the tables are missing,
 // and says which grants are needed when the role may not read them.

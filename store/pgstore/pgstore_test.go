@@ -106,7 +106,7 @@ func grant(t *testing.T, admin *pgxpool.Pool, schema, role string) {
 	t.Helper()
 	s, r := pgx.Identifier{schema}.Sanitize(), pgx.Identifier{role}.Sanitize()
 	sql := fmt.Sprintf(`GRANT USAGE ON SCHEMA %[1]s TO %[2]s;
-GRANT SELECT, INSERT, UPDATE, DELETE ON %[1]s.tenants, %[1]s.tenant_domains TO %[2]s`, s, r)
+GRANT SELECT, INSERT, UPDATE, DELETE ON %[1]s.tenants, %[1]s.tenant_names, %[1]s.tenant_domains TO %[2]s`, s, r)
 	if _, err := admin.Exec(t.Context(), sql); err != nil {
 		t.Fatalf("grant: %v", err)
 	}
@@ -176,7 +176,7 @@ func TestMigrateDefaultSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"tenancy.store_lock", "tenancy.store_migrations", "tenancy.tenant_domains", "tenancy.tenants"}
+	want := []string{"tenancy.store_lock", "tenancy.store_migrations", "tenancy.tenant_domains", "tenancy.tenant_names", "tenancy.tenants"}
 	if fmt.Sprint(tables) != fmt.Sprint(want) {
 		t.Errorf("tables = %v, want %v", tables, want)
 	}
@@ -208,12 +208,15 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.VerifyDomain(t.Context(), created.ID, "acme.example.com"); err != nil {
+		t.Fatal(err)
+	}
 	for range 3 {
 		if err := pgstore.Migrate(t.Context(), pool, cfg); err != nil {
 			t.Fatalf("Migrate again: %v", err)
 		}
 	}
-	if got := appliedVersions(t, pool, cfg.Schema); fmt.Sprint(got) != "map[0:1 1:1]" {
+	if got := appliedVersions(t, pool, cfg.Schema); fmt.Sprint(got) != "map[0:1 1:1 2:1]" {
 		t.Errorf("applied versions = %v, want each once", got)
 	}
 	// Data survives reruns.
@@ -253,7 +256,7 @@ func TestMigrateConcurrently(t *testing.T) {
 			t.Errorf("instance %d: Migrate: %v", i, err)
 		}
 	}
-	if got := appliedVersions(t, admin, cfg.Schema); fmt.Sprint(got) != "map[0:1 1:1]" {
+	if got := appliedVersions(t, admin, cfg.Schema); fmt.Sprint(got) != "map[0:1 1:1 2:1]" {
 		t.Errorf("applied versions = %v, want each once", got)
 	}
 	var locked int
@@ -344,12 +347,22 @@ func TestRoundTrips(t *testing.T) {
 		run  func() error
 	}{
 		{"Create", func() error {
-			_, err := s.Create(ctx, &tenancy.Tenant{ID: "t-1", Identifier: "acme", Name: "Acme", Domains: []string{"a.example.com", "b.example.com"}})
+			_, err := s.Create(ctx, &tenancy.Tenant{ID: "t-1", Identifier: "acme", Name: "Acme", Aliases: []string{"a", "b"}, Domains: []string{"a.example.com", "b.example.com"}})
 			return err
 		}},
 		{"Get", func() error { _, err := s.Get(ctx, "t-1"); return err }},
 		{"GetByIdentifier", func() error { _, err := s.GetByIdentifier(ctx, "acme"); return err }},
-		{"GetByDomain", func() error { _, err := s.GetByDomain(ctx, "b.example.com"); return err }},
+		{"GetByAlias", func() error { _, err := s.GetByAlias(ctx, "b"); return err }},
+		{"GetByDomain", func() error {
+			// Verification is a write of its own, outside the count.
+			before := tracer.n.Load()
+			if _, err := s.VerifyDomain(ctx, "t-1", "b.example.com"); err != nil {
+				return err
+			}
+			tracer.n.Add(before - tracer.n.Load())
+			_, err := s.GetByDomain(ctx, "b.example.com")
+			return err
+		}},
 		{"SetStatus", func() error { _, err := s.SetStatus(ctx, "t-1", tenancy.StatusSuspended, "x"); return err }},
 		{"Purge", func() error { return s.Purge(ctx, "t-1") }},
 	}
@@ -379,13 +392,22 @@ func TestSimpleProtocol(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: Create: %v", mode, err)
 		}
+		if _, err := s.VerifyDomain(t.Context(), created.ID, ident+".example.com"); err != nil {
+			t.Fatalf("%s: VerifyDomain: %v", mode, err)
+		}
 		got, err := s.GetByDomain(t.Context(), ident+".example.com")
 		if err != nil || got.ID != created.ID || got.Metadata["a"].([]any)[1] != "x" {
 			t.Fatalf("%s: GetByDomain = %+v, %v", mode, got, err)
 		}
-		u, err := s.Update(t.Context(), created.ID, tenancy.Update{Domains: &[]string{"other-" + ident + ".example.com"}})
-		if err != nil || len(u.Domains) != 1 {
+		u, err := s.Update(t.Context(), created.ID, tenancy.Update{Aliases: &[]string{"other-" + ident}})
+		if err != nil || len(u.Aliases) != 1 {
 			t.Fatalf("%s: Update = %+v, %v", mode, u, err)
+		}
+		if _, err := s.AddDomain(t.Context(), created.ID, "more-"+ident+".example.com"); err != nil {
+			t.Fatalf("%s: AddDomain: %v", mode, err)
+		}
+		if l, err := s.ListDomains(t.Context(), created.ID); err != nil || len(l) != 2 || !l[0].Verified() || l[1].Verified() {
+			t.Fatalf("%s: ListDomains = %+v, %v", mode, l, err)
 		}
 		if _, err := s.List(t.Context(), tenancy.ListParams{Status: tenancy.StatusActive, Limit: 5}); err != nil {
 			t.Fatalf("%s: List: %v", mode, err)
@@ -401,8 +423,11 @@ func BenchmarkGet(b *testing.B) {
 	ctx := b.Context()
 	for i := range 1000 {
 		_, err := s.Create(ctx, &tenancy.Tenant{ID: fmt.Sprintf("id-%d", i), Identifier: fmt.Sprintf("t%04d", i), Name: "T",
-			Domains: []string{fmt.Sprintf("t%04d.example.com", i), fmt.Sprintf("alias%04d", i)}})
+			Aliases: []string{fmt.Sprintf("alias%04d", i)}, Domains: []string{fmt.Sprintf("t%04d.example.com", i)}})
 		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.VerifyDomain(ctx, fmt.Sprintf("id-%d", i), fmt.Sprintf("t%04d.example.com", i)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -435,7 +460,7 @@ func BenchmarkCreate(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		_, err := s.Create(b.Context(), &tenancy.Tenant{Identifier: fmt.Sprintf("t%07d", i), Name: "T",
-			Domains: []string{fmt.Sprintf("t%07d.example.com", i), fmt.Sprintf("alias%07d", i)}})
+			Aliases: []string{fmt.Sprintf("alias%07d", i)}, Domains: []string{fmt.Sprintf("t%07d.example.com", i)}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,6 +16,9 @@
 //
 // Timestamps are stored as UTC text with microseconds, so they round-trip
 // exactly; identifiers compare byte by byte, so List orders and pages as
-// every other store does. Unique violations come back as
-// *tenancy.DuplicateError naming the ID, identifier or domain.
+// every other store does. Identifiers and aliases share one table under one
+// primary key, so no alias can equal another tenant's identifier or alias;
+// custom domains carry their verification token and state, and only
+// verified ones resolve. Unique violations come back as
+// *tenancy.DuplicateError naming the ID, identifier, alias or domain.
 package sqlitestore

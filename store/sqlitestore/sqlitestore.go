@@ -134,29 +134,41 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Columns in the order scanTenant reads them; the domains come back as a
-// JSON array with the row.
+// Columns in the order scanTenant reads them; the aliases and domains come
+// back as JSON arrays with the row.
 const (
 	cols = `t.id, t.identifier, t.name, t.status, t.status_reason, t.placement, t.tier, t.isolation,
 	t.metadata, t.created_at, t.updated_at,
+	(SELECT json_group_array(name) FROM (SELECT n.name FROM tenant_names n WHERE n.tenant_id = t.id AND n.kind = 'alias' ORDER BY n.name)),
 	(SELECT json_group_array(domain) FROM (SELECT d.domain FROM tenant_domains d WHERE d.tenant_id = t.id ORDER BY d.domain))`
 	sel = `SELECT ` + cols + ` FROM tenants t `
 
 	qGetByID         = sel + `WHERE t.id = ?`
 	qGetByIdentifier = sel + `WHERE t.identifier = ?`
-	qGetByDomain     = sel + `WHERE t.id = (SELECT tenant_id FROM tenant_domains WHERE domain = ?)`
-	qList            = sel + `WHERE t.identifier > ? ORDER BY t.identifier LIMIT ?`
-	qListStatus      = sel + `WHERE t.status = ? AND t.identifier > ? ORDER BY t.identifier LIMIT ?`
-	qInsertTenant    = `INSERT INTO tenants (id, identifier, name, status, status_reason, placement, tier, isolation, metadata, created_at, updated_at)
+	qGetByAlias      = sel + `WHERE t.id = (SELECT tenant_id FROM tenant_names WHERE name = ? AND kind = 'alias')`
+	// An unverified domain is not there for resolution.
+	qGetByDomain  = sel + `WHERE t.id = (SELECT tenant_id FROM tenant_domains WHERE domain = ? AND verified_at IS NOT NULL)`
+	qList         = sel + `WHERE t.identifier > ? ORDER BY t.identifier LIMIT ?`
+	qListStatus   = sel + `WHERE t.status = ? AND t.identifier > ? ORDER BY t.identifier LIMIT ?`
+	qInsertTenant = `INSERT INTO tenants (id, identifier, name, status, status_reason, placement, tier, isolation, metadata, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qInsertDomain = `INSERT INTO tenant_domains (domain, tenant_id) VALUES (?, ?)`
+	qInsertName   = `INSERT INTO tenant_names (name, tenant_id, kind) VALUES (?, ?, ?)`
+	qInsertDomain = `INSERT INTO tenant_domains (domain, tenant_id, token, created_at) VALUES (?, ?, ?, ?)`
 	qUpdate       = `UPDATE tenants SET name = ?, tier = ?, isolation = ?, placement = ?, metadata = ?, updated_at = ? WHERE id = ?`
-	qDropDomains  = `DELETE FROM tenant_domains WHERE tenant_id = ? AND domain NOT IN (SELECT value FROM json_each(?))`
+	qDropAliases  = `DELETE FROM tenant_names WHERE tenant_id = ? AND kind = 'alias' AND name NOT IN (SELECT value FROM json_each(?))`
 	qSetStatus    = `UPDATE tenants SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?`
+	qTouch        = `UPDATE tenants SET updated_at = ? WHERE id = ?`
+	qPurgeNames   = `DELETE FROM tenant_names WHERE tenant_id = ?`
 	qPurgeDomains = `DELETE FROM tenant_domains WHERE tenant_id = ?`
 	qPurge        = `DELETE FROM tenants WHERE id = ?`
 	qCount        = `SELECT count(*) FROM tenants`
 	qCountStatus  = `SELECT count(*) FROM tenants WHERE status = ?`
+	qTenantExists = `SELECT EXISTS (SELECT 1 FROM tenants WHERE id = ?)`
+	qListDomains  = `SELECT d.domain, t.id, coalesce(d.token, ''), d.created_at, d.verified_at
+FROM tenants t LEFT JOIN tenant_domains d ON d.tenant_id = t.id WHERE t.id = ? ORDER BY d.domain`
+	qGetDomain    = `SELECT domain, tenant_id, token, created_at, verified_at FROM tenant_domains WHERE domain = ?`
+	qVerifyDomain = `UPDATE tenant_domains SET verified_at = coalesce(verified_at, ?) WHERE domain = ? AND tenant_id = ?`
+	qRemoveDomain = `DELETE FROM tenant_domains WHERE domain = ? AND tenant_id = ?`
 )
 
 // timeLayout stores UTC timestamps as fixed-width text with microseconds.
@@ -178,10 +190,21 @@ func (s *Store) GetByIdentifier(ctx context.Context, identifier string) (*tenanc
 	return s.getOne(ctx, s.db, "get tenant by identifier", qGetByIdentifier, identifier)
 }
 
-// GetByDomain implements tenancy.Store. The domain is normalized with
-// tenancy.NormalizeHost; one that is no host name matches no tenant.
+// GetByAlias implements tenancy.Store. The alias is normalized with
+// tenancy.NormalizeAlias; one that is invalid matches no tenant.
+func (s *Store) GetByAlias(ctx context.Context, alias string) (*tenancy.Tenant, error) {
+	a, ok := tenancy.NormalizeAlias(alias)
+	if !ok {
+		return nil, fmt.Errorf("sqlitestore: get tenant by alias: %w", tenancy.ErrTenantNotFound)
+	}
+	return s.getOne(ctx, s.db, "get tenant by alias", qGetByAlias, a)
+}
+
+// GetByDomain implements tenancy.Store: only verified domains match. The
+// domain is normalized with tenancy.NormalizeDomain; one that is invalid
+// matches no tenant.
 func (s *Store) GetByDomain(ctx context.Context, domain string) (*tenancy.Tenant, error) {
-	d, ok := tenancy.NormalizeHost(domain)
+	d, ok := tenancy.NormalizeDomain(domain)
 	if !ok {
 		return nil, fmt.Errorf("sqlitestore: get tenant by domain: %w", tenancy.ErrTenantNotFound)
 	}
@@ -227,8 +250,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// Create implements tenancy.Store. The tenant and its domains are written
-// in one transaction.
+// Create implements tenancy.Store. The tenant, its names (identifier and
+// aliases, under one primary key) and its domains (unverified, each with a
+// new token) are written in one transaction.
 func (s *Store) Create(ctx context.Context, t *tenancy.Tenant) (*tenancy.Tenant, error) {
 	c := t.Clone()
 	if c.ID == "" {
@@ -253,7 +277,24 @@ func (s *Store) Create(ctx context.Context, t *tenancy.Tenant) (*tenancy.Tenant,
 		if err != nil {
 			return tenantInsertError(err, c)
 		}
-		return insertDomains(ctx, tx, c.ID, c.Domains)
+		if _, err := tx.ExecContext(ctx, qInsertName, c.Identifier, c.ID, "identifier"); err != nil {
+			if isUnique(err) {
+				return &tenancy.DuplicateError{Field: "identifier", Value: c.Identifier}
+			}
+			return err
+		}
+		if err := insertAliases(ctx, tx, c.ID, c.Aliases); err != nil {
+			return err
+		}
+		for _, d := range c.Domains {
+			if _, err := tx.ExecContext(ctx, qInsertDomain, d, c.ID, tenancy.NewDomainToken(), ts); err != nil {
+				if isUnique(err) {
+					return &tenancy.DuplicateError{Field: "domain", Value: d}
+				}
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, wrap("create tenant", err)
@@ -261,13 +302,13 @@ func (s *Store) Create(ctx context.Context, t *tenancy.Tenant) (*tenancy.Tenant,
 	return c, nil
 }
 
-// insertDomains adds domains to tenant id one by one, so that a conflict
-// names its domain.
-func insertDomains(ctx context.Context, tx *sql.Tx, id string, domains []string) error {
-	for _, d := range domains {
-		if _, err := tx.ExecContext(ctx, qInsertDomain, d, id); err != nil {
+// insertAliases adds aliases to tenant id one by one, so that a conflict
+// names its alias.
+func insertAliases(ctx context.Context, tx *sql.Tx, id string, aliases []string) error {
+	for _, a := range aliases {
+		if _, err := tx.ExecContext(ctx, qInsertName, a, id, "alias"); err != nil {
 			if isUnique(err) {
-				return &tenancy.DuplicateError{Field: "domain", Value: d}
+				return &tenancy.DuplicateError{Field: "alias", Value: a}
 			}
 			return err
 		}
@@ -276,7 +317,7 @@ func insertDomains(ctx context.Context, tx *sql.Tx, id string, domains []string)
 }
 
 // Update implements tenancy.Store. It applies u with tenancy.Update.Apply
-// and writes the row and its domain changes in one transaction.
+// and writes the row and its alias changes in one transaction.
 func (s *Store) Update(ctx context.Context, id string, u tenancy.Update) (*tenancy.Tenant, error) {
 	if err := tenancy.ValidateID(id); err != nil {
 		return nil, err
@@ -304,20 +345,20 @@ func (s *Store) Update(ctx context.Context, id string, u tenancy.Update) (*tenan
 		if err != nil {
 			return err
 		}
-		keep, err := json.Marshal(nonNil(c.Domains))
+		keep, err := json.Marshal(nonNil(c.Aliases))
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, qDropDomains, id, string(keep)); err != nil {
+		if _, err := tx.ExecContext(ctx, qDropAliases, id, string(keep)); err != nil {
 			return err
 		}
 		var added []string
-		for _, d := range c.Domains {
-			if !slices.Contains(old.Domains, d) {
-				added = append(added, d)
+		for _, a := range c.Aliases {
+			if !slices.Contains(old.Aliases, a) {
+				added = append(added, a)
 			}
 		}
-		if err := insertDomains(ctx, tx, id, added); err != nil {
+		if err := insertAliases(ctx, tx, id, added); err != nil {
 			return err
 		}
 		out = c
@@ -362,14 +403,17 @@ func (s *Store) Delete(ctx context.Context, id string) (*tenancy.Tenant, error) 
 	return s.SetStatus(ctx, id, tenancy.StatusDeleted, "deleted")
 }
 
-// Purge implements tenancy.Store. Domains are deleted explicitly, not left
-// to the foreign key, which a caller's handle may not enforce.
+// Purge implements tenancy.Store. Names and domains are deleted explicitly,
+// not left to the foreign key, which a caller's handle may not enforce.
 func (s *Store) Purge(ctx context.Context, id string) error {
 	if err := tenancy.ValidateID(id); err != nil {
 		return err
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, qPurgeDomains, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, qPurgeNames, id); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, qPurge, id)
@@ -385,6 +429,203 @@ func (s *Store) Purge(ctx context.Context, id string) error {
 	})
 	if err != nil {
 		return wrap("purge tenant", err)
+	}
+	return nil
+}
+
+// ListDomains implements tenancy.Store.
+func (s *Store) ListDomains(ctx context.Context, id string) ([]tenancy.Domain, error) {
+	if err := tenancy.ValidateID(id); err != nil {
+		return nil, err
+	}
+	// One statement: the tenant, and its domains if it has any.
+	rows, err := s.db.QueryContext(ctx, qListDomains, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: list domains: %w", err)
+	}
+	defer rows.Close()
+	out := []tenancy.Domain{}
+	found := false
+	for rows.Next() {
+		found = true
+		var name sql.NullString
+		var d tenancy.Domain
+		var createdAt, verifiedAt sql.NullString
+		if err := rows.Scan(&name, &d.TenantID, &d.Token, &createdAt, &verifiedAt); err != nil {
+			return nil, fmt.Errorf("sqlitestore: list domains: %w", err)
+		}
+		if !name.Valid {
+			continue // the tenant, without domains
+		}
+		d.Name = name.String
+		if err := parseDomainTimes(&d, createdAt.String, verifiedAt); err != nil {
+			return nil, fmt.Errorf("sqlitestore: list domains: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: list domains: %w", err)
+	}
+	if !found {
+		return nil, fmt.Errorf("sqlitestore: list domains: %w", tenancy.ErrTenantNotFound)
+	}
+	return out, nil
+}
+
+// AddDomain implements tenancy.Store.
+func (s *Store) AddDomain(ctx context.Context, id, domain string) (*tenancy.Domain, error) {
+	if err := tenancy.ValidateID(id); err != nil {
+		return nil, err
+	}
+	name, ok := tenancy.NormalizeDomain(domain)
+	if !ok {
+		return nil, &tenancy.FieldError{Field: "domain", Reason: "a custom domain is a host name of two labels or more, not an IP address"}
+	}
+	var out *tenancy.Domain
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		d, err := scanDomain(tx.QueryRowContext(ctx, qGetDomain, name))
+		switch {
+		case err == nil && d.TenantID == id:
+			// Held already: returned as it is, nothing written.
+			out = d
+			return s.checkTenant(ctx, tx, id)
+		case err == nil:
+			return &tenancy.DuplicateError{Field: "domain", Value: name}
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		now := s.now()
+		if err := s.touch(ctx, tx, id, now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, qInsertDomain, name, id, tenancy.NewDomainToken(), now.Format(timeLayout)); err != nil {
+			if isUnique(err) {
+				return &tenancy.DuplicateError{Field: "domain", Value: name}
+			}
+			return err
+		}
+		out, err = scanDomain(tx.QueryRowContext(ctx, qGetDomain, name))
+		return err
+	})
+	if err != nil {
+		return nil, wrap("add domain", err)
+	}
+	return out, nil
+}
+
+// VerifyDomain implements tenancy.Store.
+func (s *Store) VerifyDomain(ctx context.Context, id, domain string) (*tenancy.Domain, error) {
+	if err := tenancy.ValidateID(id); err != nil {
+		return nil, err
+	}
+	var out *tenancy.Domain
+	err := s.changeDomain(ctx, id, domain, func(tx *sql.Tx, name string, now time.Time) error {
+		res, err := tx.ExecContext(ctx, qVerifyDomain, now.Format(timeLayout), name, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return tenancy.ErrDomainNotFound
+		}
+		out, err = scanDomain(tx.QueryRowContext(ctx, qGetDomain, name))
+		return err
+	})
+	if err != nil {
+		return nil, wrap("verify domain", err)
+	}
+	return out, nil
+}
+
+// RemoveDomain implements tenancy.Store.
+func (s *Store) RemoveDomain(ctx context.Context, id, domain string) error {
+	if err := tenancy.ValidateID(id); err != nil {
+		return err
+	}
+	err := s.changeDomain(ctx, id, domain, func(tx *sql.Tx, name string, _ time.Time) error {
+		res, err := tx.ExecContext(ctx, qRemoveDomain, name, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return tenancy.ErrDomainNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return wrap("remove domain", err)
+	}
+	return nil
+}
+
+// changeDomain runs change on a domain of tenant id in a write transaction
+// that sets the tenant's UpdatedAt; an error rolls both back.
+func (s *Store) changeDomain(ctx context.Context, id, domain string, change func(tx *sql.Tx, name string, now time.Time) error) error {
+	name, ok := tenancy.NormalizeDomain(domain)
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		if err := s.touch(ctx, tx, id, now); err != nil {
+			return err
+		}
+		if !ok {
+			return tenancy.ErrDomainNotFound
+		}
+		return change(tx, name, now)
+	})
+}
+
+// touch sets the UpdatedAt of tenant id, or returns ErrTenantNotFound.
+func (s *Store) touch(ctx context.Context, tx *sql.Tx, id string, now time.Time) error {
+	res, err := tx.ExecContext(ctx, qTouch, now.Format(timeLayout), id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return tenancy.ErrTenantNotFound
+	}
+	return nil
+}
+
+func (s *Store) checkTenant(ctx context.Context, tx *sql.Tx, id string) error {
+	var exists bool
+	if err := tx.QueryRowContext(ctx, qTenantExists, id).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		return tenancy.ErrTenantNotFound
+	}
+	return nil
+}
+
+func scanDomain(row scanner) (*tenancy.Domain, error) {
+	var (
+		d          tenancy.Domain
+		createdAt  string
+		verifiedAt sql.NullString
+	)
+	if err := row.Scan(&d.Name, &d.TenantID, &d.Token, &createdAt, &verifiedAt); err != nil {
+		return nil, err
+	}
+	if err := parseDomainTimes(&d, createdAt, verifiedAt); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+func parseDomainTimes(d *tenancy.Domain, createdAt string, verifiedAt sql.NullString) error {
+	var err error
+	if d.CreatedAt, err = parseTime(createdAt); err != nil {
+		return err
+	}
+	if verifiedAt.Valid {
+		if d.VerifiedAt, err = parseTime(verifiedAt.String); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -480,12 +721,12 @@ type scanner interface{ Scan(dest ...any) error }
 // scanTenant reads one row in the order of cols.
 func scanTenant(row scanner) (*tenancy.Tenant, error) {
 	var (
-		t                                tenancy.Tenant
-		status, isolation, meta, domains string
-		createdAt, updatedAt             string
+		t                                         tenancy.Tenant
+		status, isolation, meta, aliases, domains string
+		createdAt, updatedAt                      string
 	)
 	err := row.Scan(&t.ID, &t.Identifier, &t.Name, &status, &t.StatusReason, &t.Placement, &t.Tier,
-		&isolation, &meta, &createdAt, &updatedAt, &domains)
+		&isolation, &meta, &createdAt, &updatedAt, &aliases, &domains)
 	if err != nil {
 		return nil, err
 	}
@@ -497,13 +738,21 @@ func scanTenant(row scanner) (*tenancy.Tenant, error) {
 	if t.UpdatedAt, err = parseTime(updatedAt); err != nil {
 		return nil, err
 	}
+	if err := json.Unmarshal([]byte(aliases), &t.Aliases); err != nil {
+		return nil, fmt.Errorf("decode aliases: %w", err)
+	}
 	if err := json.Unmarshal([]byte(domains), &t.Domains); err != nil {
 		return nil, fmt.Errorf("decode domains: %w", err)
+	}
+	if len(t.Aliases) == 0 {
+		t.Aliases = nil
 	}
 	if len(t.Domains) == 0 {
 		t.Domains = nil
 	}
-	slices.Sort(t.Domains) // json_group_array keeps the subquery's order; be sure
+	// json_group_array keeps the subquery's order; be sure.
+	slices.Sort(t.Aliases)
+	slices.Sort(t.Domains)
 	if t.Metadata, err = metadata.Decode(meta); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -206,6 +207,9 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.VerifyDomain(t.Context(), created.ID, "acme.example.com"); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -215,11 +219,11 @@ func TestReopenKeepsData(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GetByDomain after reopen: %v", err)
 		}
-		if !got.CreatedAt.Equal(created.CreatedAt) || got.ID != created.ID {
+		if !got.CreatedAt.Equal(created.CreatedAt) || got.ID != created.ID || !slices.Equal(got.Domains, created.Domains) {
 			t.Errorf("after reopen: %+v, want %+v", got, created)
 		}
 	}
-	if got := appliedVersions(t, rawDB(t, path)); got != "0:1 1:1 " {
+	if got := appliedVersions(t, rawDB(t, path)); got != "0:1 1:1 2:1 " {
 		t.Errorf("applied versions = %q, want each once", got)
 	}
 }
@@ -254,7 +258,7 @@ func TestConcurrentOpen(t *testing.T) {
 		t.Cleanup(func() { _ = stores[i].Close() })
 	}
 	db := rawDB(t, path)
-	if got := appliedVersions(t, db); got != "0:1 1:1 " {
+	if got := appliedVersions(t, db); got != "0:1 1:1 2:1 " {
 		t.Errorf("applied versions = %q, want each once", got)
 	}
 	var locks int
@@ -334,8 +338,11 @@ func BenchmarkGet(b *testing.B) {
 	ctx := b.Context()
 	for i := range 1000 {
 		_, err := s.Create(ctx, &tenancy.Tenant{ID: fmt.Sprintf("id-%d", i), Identifier: fmt.Sprintf("t%04d", i), Name: "T",
-			Domains: []string{fmt.Sprintf("t%04d.example.com", i), fmt.Sprintf("alias%04d", i)}})
+			Aliases: []string{fmt.Sprintf("alias%04d", i)}, Domains: []string{fmt.Sprintf("t%04d.example.com", i)}})
 		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.VerifyDomain(ctx, fmt.Sprintf("id-%d", i), fmt.Sprintf("t%04d.example.com", i)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -368,7 +375,7 @@ func BenchmarkCreate(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		_, err := s.Create(b.Context(), &tenancy.Tenant{Identifier: fmt.Sprintf("t%07d", i), Name: "T",
-			Domains: []string{fmt.Sprintf("t%07d.example.com", i), fmt.Sprintf("alias%07d", i)}})
+			Aliases: []string{fmt.Sprintf("alias%07d", i)}, Domains: []string{fmt.Sprintf("t%07d.example.com", i)}})
 		if err != nil {
 			b.Fatal(err)
 		}

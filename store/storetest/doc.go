@@ -9,8 +9,11 @@
 //	}
 //
 // The suite covers the whole contract documented on tenancy.Store: defaults
-// filled by Create, lookups by ID, identifier and domain, validation before
-// any query, duplicate and field errors, partial updates, domain moves,
+// filled by Create, lookups by ID, identifier, alias and verified domain,
+// validation before any query, duplicate and field errors, partial updates,
+// alias moves, the one namespace of aliases and identifiers (collisions
+// both ways, and under concurrency), custom domains (unique, unverified
+// ones never found by GetByDomain, verification flipping that, removal),
 // soft delete and purge, ordered keyset listing, counts, metadata round
 // trips, copy semantics and concurrent creates.
 //

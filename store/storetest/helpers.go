@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,6 +122,9 @@ func equalTenant(t *testing.T, got, want *tenancy.Tenant) {
 			t.Errorf("tenant %s: %s = %q, want %q", want.Identifier, f.name, f.got, f.want)
 		}
 	}
+	if !(len(got.Aliases) == 0 && len(want.Aliases) == 0) && !slices.Equal(got.Aliases, want.Aliases) {
+		t.Errorf("tenant %s: Aliases = %q, want %q", want.Identifier, got.Aliases, want.Aliases)
+	}
 	if !(len(got.Domains) == 0 && len(want.Domains) == 0) && !slices.Equal(got.Domains, want.Domains) {
 		t.Errorf("tenant %s: Domains = %q, want %q", want.Identifier, got.Domains, want.Domains)
 	}
@@ -196,6 +200,53 @@ func wantFieldError(t *testing.T, what string, err error, field string) {
 	if fe.Field != field {
 		t.Errorf("%s: FieldError.Field = %q, want %q", what, fe.Field, field)
 	}
+}
+
+// verify marks the tenant's domain verified and fails the test on error.
+func verify(t *testing.T, s tenancy.Store, id, domain string) *tenancy.Domain {
+	t.Helper()
+	d, err := s.VerifyDomain(t.Context(), id, domain)
+	if err != nil {
+		t.Fatalf("VerifyDomain(%q, %q): %v", id, domain, err)
+	}
+	if !d.Verified() {
+		t.Fatalf("VerifyDomain(%q, %q) = %+v, not verified", id, domain, d)
+	}
+	return d
+}
+
+// listDomains returns ListDomains(id) and fails the test on error.
+func listDomains(t *testing.T, s tenancy.Store, id string) []tenancy.Domain {
+	t.Helper()
+	l, err := s.ListDomains(t.Context(), id)
+	if err != nil {
+		t.Fatalf("ListDomains(%q): %v", id, err)
+	}
+	return l
+}
+
+func domainNames(l []tenancy.Domain) []string {
+	var out []string
+	for _, d := range l {
+		out = append(out, d.Name)
+	}
+	return out
+}
+
+// checkNewDomain fails the test unless d is a domain just added to tenant
+// id: unverified, with a token of 32 lowercase hex digits.
+func checkNewDomain(t *testing.T, d tenancy.Domain, id string) {
+	t.Helper()
+	if d.TenantID != id {
+		t.Errorf("domain %s: TenantID = %q, want %q", d.Name, d.TenantID, id)
+	}
+	if d.Verified() {
+		t.Errorf("domain %s: verified at %v as soon as added", d.Name, d.VerifiedAt)
+	}
+	if len(d.Token) != 32 || strings.Trim(d.Token, "0123456789abcdef") != "" {
+		t.Errorf("domain %s: Token = %q, want 32 lowercase hex digits", d.Name, d.Token)
+	}
+	checkTime(t, "domain CreatedAt", d.CreatedAt)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -131,6 +131,7 @@ func build(ctx context.Context, pool *pgxpool.Pool, set fs.FS, concurrency int) 
 	return &admin.Env{
 		Store:      store,
 		Persistent: persistent,
+		BaseDomain: "localhost",
 		Lifecycle:  manager,
 		Migrator:   runner,
 		Doctor: func(ctx context.Context) (*postgres.Report, error) {
