@@ -174,7 +174,8 @@ func TestAppLifecycle(t *testing.T) {
 		t.Errorf("migrate status: %+v", status)
 	}
 
-	r = d.run(t, nil, "doctor")
+	testenv.EnsureRole(t, testenv.AppRole)
+	r = d.run(t, []string{"TESTAPP_APP_ROLE=" + testenv.AppRole}, "doctor")
 	r.wantOK(t)
 	if !strings.Contains(r.stdout, "no findings") {
 		t.Errorf("doctor on provisioned tenants:\n%s", r.stdout)

@@ -13,6 +13,9 @@
 // once; TENANCY_CACHE_PREFIX must then match their cache prefix (default
 // "tenancy:").
 //
+// TENANCY_APP_ROLE names the role the service's requests connect as, for
+// the doctor to check (default: DATABASE_URL's user).
+//
 // TENANCY_BASE_DOMAIN names the domain tenants get subdomains of, as the
 // servers' host resolver has it (such as "example.com"): the tenants domain
 // commands refuse custom domains under it, and need it set. tenants domain
@@ -120,7 +123,7 @@ func openPostgres(ctx context.Context, url string) (*admin.Env, error) {
 		Store:      store,
 		Persistent: true,
 		Doctor: func(ctx context.Context) (*postgres.Report, error) {
-			return postgres.Doctor(ctx, pool, postgres.DoctorConfig{})
+			return postgres.Doctor(ctx, pool, postgres.DoctorConfig{AppRole: os.Getenv("TENANCY_APP_ROLE")})
 		},
 		Close: pool.Close,
 	}, nil

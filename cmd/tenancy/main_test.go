@@ -74,7 +74,7 @@ func run(t *testing.T, env []string, args ...string) result {
 	cmd := exec.CommandContext(ctx, binary(t), args...)
 	for _, kv := range os.Environ() {
 		switch strings.SplitN(kv, "=", 2)[0] {
-		case "DATABASE_URL", "REDIS_URL", "TENANCY_CACHE_PREFIX", "TENANCY_BASE_DOMAIN":
+		case "DATABASE_URL", "REDIS_URL", "TENANCY_CACHE_PREFIX", "TENANCY_BASE_DOMAIN", "TENANCY_APP_ROLE":
 			continue
 		}
 		cmd.Env = append(cmd.Env, kv)
@@ -337,9 +337,11 @@ func TestDoctor(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := run(t, p.env, "doctor")
+	testenv.EnsureRole(t, testenv.AppRole)
+	env := append(p.env, "TENANCY_APP_ROLE="+testenv.AppRole)
+	r := run(t, env, "doctor")
 	r.wantOK(t)
-	if !strings.HasSuffix(r.stdout, "no findings: tenant isolation looks sound\n") || !strings.Contains(r.stdout, "info: connected as ") {
+	if !strings.HasSuffix(r.stdout, "no findings: tenant isolation looks sound\n") || !strings.Contains(r.stdout, "info: application role tenancy_app ") {
 		t.Errorf("healthy doctor printed:\n%s", r.stdout)
 	}
 
@@ -347,7 +349,7 @@ func TestDoctor(t *testing.T) {
 	if _, err := p.pool.Exec(ctx, "CREATE TABLE leaky (id int, tenant_id text)"); err != nil {
 		t.Fatal(err)
 	}
-	r = run(t, p.env, "doctor")
+	r = run(t, env, "doctor")
 	if r.code != 1 || r.stderr != "tenancy: doctor: 3 findings weaken tenant isolation\n" {
 		t.Errorf("doctor with findings: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -360,7 +362,7 @@ func TestDoctor(t *testing.T) {
 		t.Errorf("doctor blames the healthy table:\n%s", r.stdout)
 	}
 
-	r = run(t, p.env, "doctor", "--json")
+	r = run(t, env, "doctor", "--json")
 	if r.code != 1 {
 		t.Errorf("doctor --json exit %d", r.code)
 	}

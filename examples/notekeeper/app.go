@@ -259,7 +259,7 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 		return nil
 	}
 	b.doctor = func(ctx context.Context) (*postgres.Report, error) {
-		return postgres.Doctor(ctx, migPool, postgres.DoctorConfig{Role: admin.Role()})
+		return postgres.Doctor(ctx, migPool, postgres.DoctorConfig{Role: admin.Role(), AppRole: appPool.Config().ConnConfig.User})
 	}
 	return store, provider, admin, journal, nil
 }

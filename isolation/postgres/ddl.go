@@ -56,7 +56,7 @@ func (d DDL) col() string {
 	return d.TenantColumn
 }
 
-func (d DDL) ident() string { return pgx.Identifier{d.col()}.Sanitize() }
+func (d DDL) ident() string { return quoteIdent(d.col()) }
 
 // Predicate returns the condition every tenant row satisfies; see
 // TenantPredicate.

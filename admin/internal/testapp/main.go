@@ -135,7 +135,7 @@ func build(ctx context.Context, pool *pgxpool.Pool, set fs.FS, concurrency int) 
 		Lifecycle:  manager,
 		Migrator:   runner,
 		Doctor: func(ctx context.Context) (*postgres.Report, error) {
-			return postgres.Doctor(ctx, pool, postgres.DoctorConfig{})
+			return postgres.Doctor(ctx, pool, postgres.DoctorConfig{AppRole: os.Getenv("TESTAPP_APP_ROLE")})
 		},
 		Close: pool.Close,
 	}, nil
