@@ -97,10 +97,10 @@ func TestDoctor(t *testing.T) {
 	// A foreign key without the tenant column.
 	add("CREATE TABLE fk_parent (id int PRIMARY KEY, tenant_id text)")
 	add(rls("fk_parent")...)
-	add("CREATE POLICY p ON fk_parent USING ("+tp+") WITH CHECK ("+tp+")")
+	add("CREATE POLICY p ON fk_parent USING (" + tp + ") WITH CHECK (" + tp + ")")
 	add("CREATE TABLE fk_child (id int, tenant_id text, parent_id int REFERENCES fk_parent (id))")
 	add(rls("fk_child")...)
-	add("CREATE POLICY p ON fk_child USING ("+tp+") WITH CHECK ("+tp+")")
+	add("CREATE POLICY p ON fk_child USING (" + tp + ") WITH CHECK (" + tp + ")")
 	// A table of tenant schema A that its migration did not seal, a
 	// foreign key from it into schema B, a grant on A to another role, and
 	// a table of B sealed for A's tenant.
