@@ -12,10 +12,10 @@ import (
 // sendBatch sends b's statements in one pipeline, after the tenant statement
 // when sc is not nil (outside a transaction: the batch is then one implicit
 // transaction, all or nothing, as in pgx).
-func sendBatch(ctx context.Context, e *executor, c *pgx.Conn, sc *scope, path string, b *pgx.Batch, release func()) pgx.BatchResults {
+func sendBatch(ctx context.Context, e *executor, c *pgx.Conn, sc *scope, path string, b *pgx.Batch, finish func(error)) pgx.BatchResults {
 	fail := func(err error) pgx.BatchResults {
-		if release != nil {
-			release()
+		if finish != nil {
+			finish(err)
 		}
 		return pgx.FailedBatchResults(b, err)
 	}
@@ -30,7 +30,7 @@ func sendBatch(ctx context.Context, e *executor, c *pgx.Conn, sc *scope, path st
 		}
 		qs[i] = q
 	}
-	res, err := e.start(ctx, c, sc, qs, release)
+	res, err := e.start(ctx, c, sc, qs, finish)
 	if err != nil {
 		return pgx.FailedBatchResults(b, err)
 	}

@@ -86,6 +86,9 @@ type Config struct {
 	// Logger receives setup messages and the reasons given for unscoped
 	// access. Default: slog.Default().
 	Logger *slog.Logger
+	// Tracer, when set, observes every statement run in a tenant's scope.
+	// Default: none.
+	Tracer Tracer
 }
 
 func (c *Config) setDefaults() error {

@@ -81,25 +81,49 @@ func (c *core) Tx(ctx context.Context, t *tenancy.Tenant, fn func(isolation.Tx) 
 func (c *core) Close() {}
 
 func (c *core) query(ctx context.Context, t *tenancy.Tenant, sql string, args []any) (pgx.Rows, error) {
+	ctx, traced := c.trace(ctx, t, sql)
 	loc, err := c.strat.locate(ctx, t)
 	if err != nil {
+		traced(err)
 		return nil, err
 	}
 	conn, err := loc.pool.Acquire(ctx)
 	if err != nil {
 		loc.done()
+		traced(err)
 		return nil, err
 	}
-	release := func() {
+	finish := func(err error) {
 		conn.Release()
 		loc.done()
+		traced(err)
 	}
-	rs, err := loc.exec.run(ctx, conn.Conn(), loc.scope, loc.scope.path, sql, args, release)
+	rs, err := loc.exec.run(ctx, conn.Conn(), loc.scope, loc.scope.path, sql, args, finish)
 	if err != nil {
-		release()
+		finish(err)
 		return nil, err
 	}
 	return rs, nil
+}
+
+// Tracer observes the statements a provider runs in a tenant's scope, for
+// tracing: an OpenTelemetry span per statement, say. Set Config.Tracer.
+type Tracer interface {
+	// TraceStatement is called before sql is sent for t, and returns the
+	// context the statement runs with and a function called once with the
+	// statement's outcome (nil, or its error) when its result has been read.
+	// A batch is one statement whose SQL is its first; a transaction's
+	// BEGIN and COMMIT are not traced, its statements are.
+	TraceStatement(ctx context.Context, t *tenancy.Tenant, sql string) (context.Context, func(error))
+}
+
+func noTrace(error) {}
+
+func (c *core) trace(ctx context.Context, t *tenancy.Tenant, sql string) (context.Context, func(error)) {
+	if c.cfg.Tracer == nil {
+		return ctx, noTrace
+	}
+	return c.cfg.Tracer.TraceStatement(ctx, t, sql)
 }
 
 func (c *core) queryOrErr(ctx context.Context, t *tenancy.Tenant, sql string, args []any) pgx.Rows {
@@ -142,10 +166,12 @@ func (c *core) begin(ctx context.Context, t *tenancy.Tenant, opts pgx.TxOptions)
 		loc.done()
 		return nil, err
 	}
-	return newTx(conn.Conn(), inner, loc.exec, loc.scope, func() {
+	tx := newTx(conn.Conn(), inner, loc.exec, loc.scope, func() {
 		conn.Release()
 		loc.done()
-	}), nil
+	})
+	tx.root.trace = func(ctx context.Context, sql string) (context.Context, func(error)) { return c.trace(ctx, t, sql) }
+	return tx, nil
 }
 
 // server is one PostgreSQL server tenants are placed on.

@@ -305,8 +305,9 @@ func (e *executor) sendQuery(pipe *pgconn.Pipeline, q *query) {
 // value encodes the same on the first call as on every later one. Every
 // warm statement is encoded before anything is queued: an encoding error
 // leaves nothing half-sent. The returned results read qs' results in order
-// and, when closed, finish the pipeline and call release.
-func (e *executor) start(ctx context.Context, c *pgx.Conn, sc *scope, qs []query, release func()) (*results, error) {
+// and, when closed, finish the pipeline and call finish with its error; on
+// an error, finish has been called.
+func (e *executor) start(ctx context.Context, c *pgx.Conn, sc *scope, qs []query, finish func(error)) (*results, error) {
 	st := stateOf(c)
 	own := len(qs) > 1
 	cold := 0
@@ -318,12 +319,15 @@ func (e *executor) start(ctx context.Context, c *pgx.Conn, sc *scope, qs []query
 		}
 		q.sd = q.hit.sd
 		if err := q.encode(c, st, own); err != nil {
+			if finish != nil {
+				finish(err)
+			}
 			return nil, err
 		}
 	}
 
 	pipe := c.PgConn().StartPipeline(ctx)
-	r := &results{c: c, pipe: pipe, st: st, qs: qs, release: release}
+	r := &results{c: c, pipe: pipe, st: st, qs: qs, finish: finish}
 	for _, name := range st.dealloc {
 		pipe.SendDeallocate(name)
 		r.skip++
@@ -385,7 +389,7 @@ type results struct {
 	skip    int // leading results (deallocations, tenant statement) not read yet
 	next    int
 	err     error
-	release func()
+	finish  func(error)
 	closed  bool
 }
 
@@ -472,8 +476,8 @@ func (r *results) close() error {
 	if err := r.pipe.Close(); r.err == nil {
 		r.err = err
 	}
-	if r.release != nil {
-		r.release()
+	if r.finish != nil {
+		r.finish(r.err)
 	}
 	return r.err
 }
@@ -511,6 +515,9 @@ func (r *rows) Close() {
 	r.closed = true
 	r.Rows.Close()
 	r.err = r.Rows.Err()
+	if r.res.err == nil {
+		r.res.err = r.err
+	}
 	if err := r.res.close(); r.err == nil {
 		r.err = err
 	}
@@ -563,11 +570,12 @@ func (r row) Scan(dest ...any) error {
 	return r.rows.Err()
 }
 
-// run sends one statement and returns its rows. Outside a transaction (sc
+// run sends one statement and returns its rows, whose Close calls finish
+// (it is not called when run returns an error). Outside a transaction (sc
 // not nil) a statement that failed because the statement cache went stale is
 // retried once, after the cache is repaired: the failed pipeline's implicit
 // transaction rolled back, so nothing ran twice.
-func (e *executor) run(ctx context.Context, c *pgx.Conn, sc *scope, path, sql string, args []any, release func()) (pgx.Rows, error) {
+func (e *executor) run(ctx context.Context, c *pgx.Conn, sc *scope, path, sql string, args []any, finish func(error)) (pgx.Rows, error) {
 	q, err := newQuery(ctx, c, path, sql, args)
 	if err != nil {
 		return nil, err
@@ -579,7 +587,7 @@ func (e *executor) run(ctx context.Context, c *pgx.Conn, sc *scope, path, sql st
 		if err == nil {
 			var rr *pgconn.ResultReader
 			if rr, err = res.reader(); err == nil {
-				res.release = release
+				res.finish = finish
 				return &rows{Rows: pgx.RowsFromResultReader(c.TypeMap(), rr), res: res}, nil
 			}
 			_ = res.close()

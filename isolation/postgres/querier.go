@@ -99,18 +99,22 @@ func (q *Querier) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	if q.err != nil {
 		return pgx.FailedBatchResults(b, q.err)
 	}
+	ctx, traced := q.c.trace(ctx, q.t, batchSQL(b))
 	loc, err := q.c.strat.locate(ctx, q.t)
 	if err != nil {
+		traced(err)
 		return pgx.FailedBatchResults(b, err)
 	}
 	conn, err := loc.pool.Acquire(ctx)
 	if err != nil {
 		loc.done()
+		traced(err)
 		return pgx.FailedBatchResults(b, err)
 	}
-	return sendBatch(ctx, loc.exec, conn.Conn(), loc.scope, loc.scope.path, b, func() {
+	return sendBatch(ctx, loc.exec, conn.Conn(), loc.scope, loc.scope.path, b, func(err error) {
 		conn.Release()
 		loc.done()
+		traced(err)
 	})
 }
 
@@ -153,4 +157,12 @@ func (q *Querier) begin(ctx context.Context, opts pgx.TxOptions) (*tx, error) {
 		return nil, q.err
 	}
 	return q.c.begin(ctx, q.t, opts)
+}
+
+// batchSQL names a batch for a tracer: its first statement.
+func batchSQL(b *pgx.Batch) string {
+	if len(b.QueuedQueries) == 0 {
+		return ""
+	}
+	return b.QueuedQueries[0].SQL
 }

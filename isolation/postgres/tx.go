@@ -31,6 +31,7 @@ type txRoot struct {
 	exec    *executor
 	sc      *scope
 	release func()
+	trace   func(context.Context, string) (context.Context, func(error))
 }
 
 // tx is a transaction in one tenant's scope, as a pgx.Tx: statements go
@@ -52,7 +53,9 @@ type tx struct {
 var _ pgx.Tx = (*tx)(nil)
 
 func newTx(conn *pgx.Conn, inner pgx.Tx, e *executor, sc *scope, release func()) *tx {
-	return &tx{root: &txRoot{conn: conn, exec: e, sc: sc, release: release}, inner: inner}
+	root := &txRoot{conn: conn, exec: e, sc: sc, release: release}
+	root.trace = func(ctx context.Context, _ string) (context.Context, func(error)) { return ctx, noTrace }
+	return &tx{root: root, inner: inner}
 }
 
 // open reports whether t and every transaction enclosing it are open;
@@ -138,8 +141,10 @@ func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, erro
 		return errRows(errTxClosed), errTxClosed
 	}
 	defer t.root.mu.Unlock()
-	rs, err := t.root.exec.run(ctx, t.root.conn, nil, t.root.sc.path, sql, args, nil)
+	ctx, traced := t.root.trace(ctx, sql)
+	rs, err := t.root.exec.run(ctx, t.root.conn, nil, t.root.sc.path, sql, args, traced)
 	if err != nil {
+		traced(err)
 		return errRows(err), err
 	}
 	return rs, nil
@@ -157,7 +162,10 @@ func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandT
 		return pgconn.CommandTag{}, errTxClosed
 	}
 	defer t.root.mu.Unlock()
-	return t.root.exec.exec(ctx, t.root.conn, nil, t.root.sc.path, sql, args)
+	ctx, traced := t.root.trace(ctx, sql)
+	tag, err := t.root.exec.exec(ctx, t.root.conn, nil, t.root.sc.path, sql, args)
+	traced(err)
+	return tag, err
 }
 
 // SendBatch sends every statement of b in one round trip (two when some
@@ -167,7 +175,8 @@ func (t *tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 		return pgx.FailedBatchResults(b, errTxClosed)
 	}
 	defer t.root.mu.Unlock()
-	return sendBatch(ctx, t.root.exec, t.root.conn, nil, t.root.sc.path, b, nil)
+	ctx, traced := t.root.trace(ctx, batchSQL(b))
+	return sendBatch(ctx, t.root.exec, t.root.conn, nil, t.root.sc.path, b, traced)
 }
 
 // CopyFrom copies rows into table with the COPY protocol, in the
