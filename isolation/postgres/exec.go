@@ -382,15 +382,15 @@ func (e *executor) start(ctx context.Context, c *pgx.Conn, sc *scope, qs []query
 
 // results reads the results of a pipeline's statements in order.
 type results struct {
-	c       *pgx.Conn
-	pipe    *pgconn.Pipeline
-	st      *connState
-	qs      []query
-	skip    int // leading results (deallocations, tenant statement) not read yet
-	next    int
-	err     error
-	finish  func(error)
-	closed  bool
+	c      *pgx.Conn
+	pipe   *pgconn.Pipeline
+	st     *connState
+	qs     []query
+	skip   int // leading results (deallocations, tenant statement) not read yet
+	next   int
+	err    error
+	finish func(error)
+	closed bool
 }
 
 // skipLeading reads the results that precede the statements' own.
