@@ -2,88 +2,89 @@ package postgres
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"io"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// copyFrom copies rows from src into table on c, which must be in a
-// transaction whose tenant is set. The columns' types come from the
-// executor's statement cache, keyed by search path like every statement, so
-// a table described in one tenant's schema never shapes another's copy (pgx's
-// own CopyFrom describes through its cache keyed by SQL alone). Rows are
-// encoded in COPY's binary format while they are sent.
+// copyChunk is how many rows copyFrom sends per round trip.
+const copyChunk = 1000
+
+// copyFrom inserts rows from src into table on c, which must be in a
+// transaction whose tenant is set. PostgreSQL refuses COPY FROM into a
+// table under row-level security (every tenant table), so the rows are
+// inserted by one statement per row, pipelined copyChunk at a time: one
+// round trip per chunk, the statement prepared once per connection and
+// search path like any other. Each row is checked by the table's policies
+// like any insert.
 func (e *executor) copyFrom(ctx context.Context, c *pgx.Conn, path string, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
 	if len(columns) == 0 {
 		return 0, fmt.Errorf("tenancy: copy into %s names no columns", table.Sanitize())
 	}
-	quoted := make([]string, len(columns))
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + table.Sanitize() + " (")
 	for i, col := range columns {
-		quoted[i] = pgx.Identifier{col}.Sanitize()
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(pgx.Identifier{col}.Sanitize())
 	}
-	cols := strings.Join(quoted, ", ")
-	sd, err := e.describe(ctx, c, path, "SELECT "+cols+" FROM "+table.Sanitize())
-	if err != nil {
-		return 0, fmt.Errorf("tenancy: describe %s for copy: %w", table.Sanitize(), err)
+	b.WriteString(") VALUES (")
+	for i := range columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$" + strconv.Itoa(i+1))
 	}
-	r, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := encodeCopy(w, c.TypeMap(), sd.Fields, src)
-		_ = w.CloseWithError(err)
-		done <- err
-	}()
-	tag, err := c.PgConn().CopyFrom(ctx, r, "COPY "+table.Sanitize()+" ("+cols+") FROM STDIN BINARY")
-	_ = r.CloseWithError(io.ErrClosedPipe)
-	if encErr := <-done; encErr != nil && encErr != io.ErrClosedPipe {
-		return 0, encErr
-	}
-	return tag.RowsAffected(), err
-}
+	b.WriteString(")")
+	insert := b.String()
 
-// encodeCopy writes src's rows to w in COPY's binary format, in chunks.
-func encodeCopy(w io.Writer, m *pgtype.Map, fields []pgconn.FieldDescription, src pgx.CopyFromSource) error {
-	buf := make([]byte, 0, 64*1024)
-	buf = append(buf, "PGCOPY\n\377\r\n\000"...)
-	buf = binary.BigEndian.AppendUint32(buf, 0) // flags
-	buf = binary.BigEndian.AppendUint32(buf, 0) // header extension
-	for src.Next() {
-		values, err := src.Values()
+	var total int64
+	qs := make([]query, 0, copyChunk)
+	flush := func() error {
+		if len(qs) == 0 {
+			return nil
+		}
+		res, err := e.start(ctx, c, nil, qs, nil)
 		if err != nil {
 			return err
 		}
-		if len(values) != len(fields) {
-			return fmt.Errorf("tenancy: copy row has %d values for %d columns", len(values), len(fields))
-		}
-		buf = binary.BigEndian.AppendUint16(buf, uint16(len(values)))
-		for i, v := range values {
-			at := len(buf)
-			buf = binary.BigEndian.AppendUint32(buf, 0xffffffff) // NULL until encoded
-			enc, err := m.Encode(fields[i].DataTypeOID, pgx.BinaryFormatCode, v, buf)
+		for range qs {
+			rr, err := res.reader()
 			if err != nil {
-				return fmt.Errorf("tenancy: encode copy value for column %d: %w", i+1, err)
-			}
-			if enc != nil {
-				buf = enc
-				binary.BigEndian.PutUint32(buf[at:], uint32(len(buf)-at-4))
-			}
-		}
-		if len(buf) > 60*1024 {
-			if _, err := w.Write(buf); err != nil {
+				_ = res.close()
 				return err
 			}
-			buf = buf[:0]
+			tag, err := rr.Close()
+			if err != nil {
+				res.err = err
+				_ = res.close()
+				return err
+			}
+			total += tag.RowsAffected()
+		}
+		qs = qs[:0]
+		return res.close()
+	}
+	for src.Next() {
+		values, err := src.Values()
+		if err != nil {
+			return total, err
+		}
+		if len(values) != len(columns) {
+			return total, fmt.Errorf("tenancy: copy row has %d values for %d columns", len(values), len(columns))
+		}
+		qs = append(qs, query{sql: insert, args: values, key: stmtKey{path: path, sql: insert}})
+		if len(qs) == copyChunk {
+			if err := flush(); err != nil {
+				return total, err
+			}
 		}
 	}
 	if err := src.Err(); err != nil {
-		return err
+		return total, err
 	}
-	buf = binary.BigEndian.AppendUint16(buf, 0xffff) // trailer
-	_, err := w.Write(buf)
-	return err
+	return total, flush()
 }

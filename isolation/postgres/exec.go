@@ -608,48 +608,6 @@ func (e *executor) exec(ctx context.Context, c *pgx.Conn, sc *scope, path, sql s
 	return rs.CommandTag(), rs.Err()
 }
 
-// describe returns the description of sql on c's search path, from the
-// cache or by preparing it; c must be in a transaction whose tenant is set.
-func (e *executor) describe(ctx context.Context, c *pgx.Conn, path, sql string) (*pgconn.StatementDescription, error) {
-	st := stateOf(c)
-	key := stmtKey{path: path, sql: sql}
-	if hit := st.lookup(key); hit != nil {
-		return hit.sd, nil
-	}
-	var name string
-	if e.named {
-		name = st.nextName()
-	}
-	pipe := c.PgConn().StartPipeline(ctx)
-	r := &results{c: c, pipe: pipe, st: st}
-	for _, n := range st.dealloc {
-		pipe.SendDeallocate(n)
-		r.skip++
-	}
-	st.dealloc = st.dealloc[:0]
-	pipe.SendPrepare(name, sql, nil)
-	if err := pipe.Sync(); err != nil {
-		return nil, r.abort(err)
-	}
-	if err := r.skipLeading(); err != nil {
-		_ = r.close()
-		return nil, err
-	}
-	res, err := pipe.GetResults()
-	if err != nil {
-		r.err = err
-		_ = r.close()
-		return nil, err
-	}
-	sd := res.(*pgconn.StatementDescription)
-	sd.Name, sd.SQL = name, sql
-	if err := r.close(); err != nil {
-		return nil, err
-	}
-	st.add(key, sd, e.capacity)
-	return sd, nil
-}
-
 func pgCode(err error) string {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

@@ -118,9 +118,11 @@ func (q *Querier) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	})
 }
 
-// CopyFrom copies rows into table with the COPY protocol, in a transaction
-// of its own in the tenant's scope. An unqualified table name resolves on
-// the tenant's search path (its schema, in schema isolation).
+// CopyFrom inserts rows into table in a transaction of its own in the
+// tenant's scope, a thousand rows per round trip; see pgx.Tx's CopyFrom on
+// Begin's transaction for why it does not use COPY. An unqualified table
+// name resolves on the tenant's search path (its schema, in schema
+// isolation).
 func (q *Querier) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
 	t, err := q.begin(ctx, pgx.TxOptions{})
 	if err != nil {
