@@ -277,8 +277,10 @@ func TestConnectorOneRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := map[string]func() error{
-		"First":  func() error { var n gormNote; return g.WithContext(ctxA).First(&n, "id = ?", "a1").Error },
-		"Update": func() error { return g.WithContext(ctxA).Model(&gormNote{}).Where("id = ?", "a1").Update("title", "b").Error },
+		"First": func() error { var n gormNote; return g.WithContext(ctxA).First(&n, "id = ?", "a1").Error },
+		"Update": func() error {
+			return g.WithContext(ctxA).Model(&gormNote{}).Where("id = ?", "a1").Update("title", "b").Error
+		},
 		"sql.QueryRow": func() error {
 			var n int
 			return db.QueryRowContext(ctxA, "SELECT count(*) FROM notes").Scan(&n)
@@ -307,4 +309,3 @@ func TestConnectorOneRoundTrip(t *testing.T) {
 		t.Errorf("a transaction of one statement took %d round trips, want 3", got)
 	}
 }
-

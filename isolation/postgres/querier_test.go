@@ -140,10 +140,19 @@ func checkSQLC(t *testing.T, p isolation.Provider, a, b *tenancy.Tenant) {
 		t.Fatal(err)
 	}
 	for _, call := range []func() error{
-		func() error { _, err := qtx.CreateNote(ctx, sqlcnotes.CreateNoteParams{ID: "a9", Title: "held"}); return err },
+		func() error {
+			_, err := qtx.CreateNote(ctx, sqlcnotes.CreateNoteParams{ID: "a9", Title: "held"})
+			return err
+		},
 		func() error { _, err := qtx.ListNotes(ctx); return err },
-		func() error { _, err := qtx.RenameNote(ctx, sqlcnotes.RenameNoteParams{ID: "a5", Title: "held"}); return err },
-		func() error { _, err := qtx.CopyNotes(ctx, []sqlcnotes.CopyNotesParams{{ID: "a9", Title: "held"}}); return err },
+		func() error {
+			_, err := qtx.RenameNote(ctx, sqlcnotes.RenameNoteParams{ID: "a5", Title: "held"})
+			return err
+		},
+		func() error {
+			_, err := qtx.CopyNotes(ctx, []sqlcnotes.CopyNotesParams{{ID: "a9", Title: "held"}})
+			return err
+		},
 		func() error { return tx.Commit(ctx) },
 		func() error { _, err := tx.Begin(ctx); return err },
 	} {
