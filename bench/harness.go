@@ -24,7 +24,7 @@ import (
 
 // Modes the server serves, in table order. schema-<n> (schema mode with
 // Config.SchemaTenants tenants) is added after them.
-var allModes = []string{"baseline", "tx", "rls", "schema", "hybrid", "sqlite"}
+var allModes = []string{"baseline", "tx", "rls", "schema", "hybrid", "sqlite", "pgx", "gorm-plain", "gorm", "gorm-tx"}
 
 // delayModes are the default modes of a run with a delay: those that talk
 // to PostgreSQL over the (proxied) network.

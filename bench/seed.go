@@ -27,8 +27,10 @@ import (
 // mode without one.
 func dataSchema(mode string) string {
 	switch mode {
-	case "baseline", "tx", "rls", "hybrid":
+	case "baseline", "tx", "rls", "hybrid", "pgx", "gorm":
 		return "m_" + mode
+	case "gorm-plain":
+		return "m_gorm_plain"
 	}
 	return ""
 }
@@ -40,6 +42,8 @@ func schemaPrefix(cfg Config, mode string) string {
 		return isolation.DefaultPrefix
 	case "hybrid":
 		return "hyb_"
+	case "gorm-tx":
+		return "gtx_"
 	case cfg.schemaMode():
 		return "big_"
 	}
@@ -50,6 +54,9 @@ func schemaPrefix(cfg Config, mode string) string {
 type schemaSet struct {
 	prefix string
 	count  int
+	// plain tables have no row-level security: the mode confines tenants
+	// by the search path alone.
+	plain bool
 }
 
 // seedNeed says what the chosen modes read.
@@ -95,19 +102,21 @@ func seedNeeds(cfg Config, modes []string) seedNeed {
 	n := seedNeed{tenants: cfg.Tenants}
 	for _, m := range modes {
 		switch m {
-		case "baseline":
+		case "baseline", "gorm-plain":
 			n.plain = append(n.plain, dataSchema(m))
-		case "tx", "rls":
+		case "tx", "rls", "pgx", "gorm":
 			n.rls = append(n.rls, dataSchema(m))
+		case "gorm-tx":
+			n.schemas = append(n.schemas, schemaSet{prefix: schemaPrefix(cfg, m), count: cfg.Tenants, plain: true})
 		case "hybrid":
 			n.rls = append(n.rls, dataSchema(m))
-			n.schemas = append(n.schemas, schemaSet{schemaPrefix(cfg, m), cfg.Tenants})
+			n.schemas = append(n.schemas, schemaSet{prefix: schemaPrefix(cfg, m), count: cfg.Tenants})
 		case "schema":
-			n.schemas = append(n.schemas, schemaSet{schemaPrefix(cfg, m), cfg.Tenants})
+			n.schemas = append(n.schemas, schemaSet{prefix: schemaPrefix(cfg, m), count: cfg.Tenants})
 		case "sqlite":
 			n.sqlite = true
 		case cfg.schemaMode():
-			n.schemas = append(n.schemas, schemaSet{schemaPrefix(cfg, m), cfg.SchemaTenants})
+			n.schemas = append(n.schemas, schemaSet{prefix: schemaPrefix(cfg, m), count: cfg.SchemaTenants})
 		}
 	}
 	return n
@@ -160,15 +169,16 @@ func seed(ctx context.Context, pool *pgxpool.Pool, sqliteDir string, notes int, 
 	}
 	// fill creates a schema and a table in it, copies the rows of tenants
 	// first..first+n-1 in (before row-level security, so that any owner
-	// may), and puts the table under RLS unless it is a plain one.
-	fill := func(ctx context.Context, schema string, plain bool, first, n int) error {
+	// may), and puts the table under RLS unless it is a plain one; a tenant
+	// schema (sealFor names its tenant) is sealed as its migrations would.
+	fill := func(ctx context.Context, schema string, plain bool, first, n int, sealFor string) error {
 		ident := pgx.Identifier{schema}.Sanitize()
 		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			if err := execAll(ctx, tx, []string{"CREATE SCHEMA " + ident, "SET LOCAL search_path TO " + ident}); err != nil {
 				return err
 			}
 			ddl, table := fixture.NotesDDL, "notes"
-			if plain {
+			if plain && sealFor == "" {
 				ddl, table = fixture.PlainDDL, fixture.PlainTable
 			}
 			if err := execAll(ctx, tx, ddl); err != nil {
@@ -178,21 +188,27 @@ func seed(ctx context.Context, pool *pgxpool.Pool, sqliteDir string, notes int, 
 				return fmt.Errorf("copy into %s.%s: %w", schema, table, err)
 			}
 			if plain {
-				return nil
+				return postgres.GrantSchema(ctx, tx, schema, postgres.DefaultRole)
 			}
 			if err := execAll(ctx, tx, fixture.NotesRLS); err != nil {
 				return err
 			}
-			return postgres.GrantSchema(ctx, tx, schema, postgres.DefaultRole)
+			if err := postgres.GrantSchema(ctx, tx, schema, postgres.DefaultRole); err != nil {
+				return err
+			}
+			if sealFor == "" {
+				return nil
+			}
+			return postgres.SealSchema(ctx, tx, schema, sealFor)
 		})
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for _, s := range need.plain {
-		g.Go(func() error { return fill(gctx, s, true, 0, need.tenants) })
+		g.Go(func() error { return fill(gctx, s, true, 0, need.tenants, "") })
 	}
 	for _, s := range need.rls {
-		g.Go(func() error { return fill(gctx, s, false, 0, need.tenants) })
+		g.Go(func() error { return fill(gctx, s, false, 0, need.tenants, "") })
 	}
 	for _, set := range need.schemas {
 		for i := range set.count {
@@ -201,7 +217,7 @@ func seed(ctx context.Context, pool *pgxpool.Pool, sqliteDir string, notes int, 
 				if err != nil {
 					return err
 				}
-				return fill(gctx, name, false, i, 1)
+				return fill(gctx, name, set.plain, i, 1, fixture.ID(i))
 			})
 		}
 	}

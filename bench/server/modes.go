@@ -117,6 +117,30 @@ func open(ctx context.Context, o options, logger *slog.Logger) (*backend, error)
 			return nil, err
 		}
 		n = &libNotes{p: h}
+	case "pgx", "gorm":
+		p, err := postgres.NewRLS(ctx, pool, pgCfg)
+		if err != nil {
+			b.close()
+			return nil, err
+		}
+		if o.mode == "pgx" {
+			n = &pgxNotes{p: p}
+			break
+		}
+		if n, err = newGORMNotes(p, o.pool); err != nil {
+			b.close()
+			return nil, err
+		}
+	case "gorm-plain", "gorm-tx":
+		g, err := newGORMPlainNotes(o.dsn, o.pool)
+		if err != nil {
+			b.close()
+			return nil, err
+		}
+		n = g
+		if o.mode == "gorm-tx" {
+			n = &gormTxNotes{db: g.db, prefix: o.prefix}
+		}
 	case "sqlite":
 		if o.sqliteDir == "" {
 			return nil, errors.New("-sqlite-dir is required")

@@ -101,13 +101,13 @@ func (d DDL) PrimaryKey(columns ...string) string {
 // PrimaryKey writes.
 func (d DDL) ForeignKey(columns []string, table string, refColumns []string) string {
 	return "FOREIGN KEY (" + d.ident() + ", " + idents(columns) + ") REFERENCES " +
-		pgx.Identifier{table}.Sanitize() + " (" + d.ident() + ", " + idents(refColumns) + ")"
+		quoteIdent(table) + " (" + d.ident() + ", " + idents(refColumns) + ")"
 }
 
 func idents(names []string) string {
 	quoted := make([]string, len(names))
 	for i, n := range names {
-		quoted[i] = pgx.Identifier{n}.Sanitize()
+		quoted[i] = quoteIdent(n)
 	}
 	return strings.Join(quoted, ", ")
 }

@@ -1,0 +1,73 @@
+// Package postgres keeps tenants' data apart on PostgreSQL: row-level
+// security over shared tables (RLS), a schema per tenant (Schema), or a
+// database per tenant (Database); isolation.Hybrid routes each tenant to one
+// of them by tier.
+//
+// # How a tenant statement runs
+//
+// Every statement runs in a transaction that first sets three things for
+// its length only (set_config with is_local): app.tenant_id (TenantSetting),
+// which policies and the tenant column's default read; the tenant role
+// (Config.Role, default tenancy_tenant), which is not superuser, has no
+// BYPASSRLS, owns nothing and may not create temporary tables; and the
+// search path (the tenant's schema, or the server's default), which always
+// ends in an explicit pg_temp, so a temporary object can never shadow a
+// tenant table. Nothing outlives the transaction: a pooled connection, or
+// PgBouncer in transaction mode, never hands a tenant to the next borrower.
+//
+// A one-shot call (Exec, Query, QueryRow) sends the tenant statement and the
+// caller's statement in one pipeline: one round trip, the implicit
+// transaction of the pipeline holding both. The tenant statement is sent
+// unnamed every time, so no SQL can replace it; the caller's statements are
+// prepared once per connection and search path (pgx's own cache is keyed by
+// SQL alone, which would share a statement's row description between
+// schemas at different versions). With Config.Pooler set to
+// PoolerTransaction, only unnamed statements are sent. A transaction (Tx,
+// or Begin on a Querier) sets the tenant in its BEGIN's round trip and
+// refuses every call once it has ended.
+//
+// # Native access
+//
+// For returns a Querier with pgx's own shapes (pgconn.CommandTag, pgx.Rows,
+// pgx.Row, pgx.Tx, CopyFrom, SendBatch), so sqlc's pgx/v5 output and pgx's
+// helpers run on it unchanged. NewConnector and OpenDB give a database/sql
+// driver that takes the tenant from each call's context, for GORM, bun,
+// sqlx and ent. Unscoped and UnscopedContext are the sanctioned way to run
+// without a tenant, for cross-tenant reports and administration: explicit
+// in their name, logged with the caller's reason.
+//
+// # Tables
+//
+// DDL writes tenant tables: the tenant column defaulting to the current
+// tenant, ENABLE and FORCE ROW LEVEL SECURITY with the canonical policy
+// (USING and WITH CHECK both TenantPredicate), and keys that carry the
+// tenant (PrimaryKey, ForeignKey): a foreign key is checked without
+// row-level security, so one without the tenant column would reveal other
+// tenants' IDs and tie their rows to yours. In schema isolation every table
+// of a tenant schema is sealed (SealSchema, which schema migrations run) by
+// a restrictive policy admitting only that schema's tenant, so naming
+// another tenant's schema reads nothing and cannot write, whether or not the
+// table has a tenant column.
+//
+// # What the isolation holds against
+//
+// The switch to the tenant role protects against an application that
+// forgets a filter, including one that connects as the table owner or a
+// superuser: its statements still run as the tenant role, under the
+// policies. It does not protect against SQL injection, whatever role the
+// service connects as: SQL that runs inside a tenant statement may set its
+// own tenant (set_config('app.tenant_id', ...)), may switch back to the
+// connecting role (RESET ROLE), and may change what the connection carries
+// for later statements (its prepared statements, for one). Least privilege
+// limits what injected SQL reaches: connect the service as a role that is
+// not superuser, has no BYPASSRLS and owns nothing (Doctor reports one that
+// does), so it cannot read server files, run programs or change the schema.
+// A database per tenant, without dblink or postgres_fdw, keeps injected SQL
+// inside its tenant; sharing tables or a server does not. In schema
+// isolation, tenants share the tenant role, so one tenant's statements may
+// use another tenant schema's sequences (advancing its counters); tables
+// are sealed, sequences are not.
+//
+// Doctor inspects a live database for what would let tenants reach each
+// other's rows and reports it.
+package postgres
