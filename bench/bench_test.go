@@ -323,7 +323,7 @@ func TestConfigModes(t *testing.T) {
 	t.Parallel()
 	cfg := defaultConfig()
 	modes, err := cfg.modes()
-	if err != nil || strings.Join(modes, ",") != "baseline,tx,rls,schema,hybrid,sqlite,schema-1000" {
+	if err != nil || strings.Join(modes, ",") != "baseline,tx,rls,schema,hybrid,sqlite,pgx,gorm-plain,gorm,gorm-tx,schema-1000" {
 		t.Fatalf("default modes %v, %v", modes, err)
 	}
 	cfg.Delay = time.Millisecond
