@@ -338,14 +338,22 @@ func (e *executor) start(ctx context.Context, c *pgx.Conn, sc *scope, qs []query
 		r.skip++
 	}
 	if cold > 0 {
+		// A statement new to the connection is prepared once, however often
+		// the batch holds it (a copy holds one insert a thousand times).
+		first := make(map[stmtKey]int, cold)
 		names := make([]string, len(qs))
 		for i := range qs {
-			if qs[i].hit == nil {
-				if e.named {
-					names[i] = st.nextName()
-				}
-				pipe.SendPrepare(names[i], qs[i].sql, nil)
+			if qs[i].hit != nil {
+				continue
 			}
+			if _, dup := first[qs[i].key]; dup {
+				continue
+			}
+			first[qs[i].key] = i
+			if e.named {
+				names[i] = st.nextName()
+			}
+			pipe.SendPrepare(names[i], qs[i].sql, nil)
 		}
 		pipe.SendFlushRequest()
 		if err := pipe.Flush(); err != nil {
@@ -359,13 +367,17 @@ func (e *executor) start(ctx context.Context, c *pgx.Conn, sc *scope, qs []query
 			if q.hit != nil {
 				continue
 			}
-			res, err := pipe.GetResults()
-			if err != nil {
-				return nil, r.abort(err)
+			if j := first[q.key]; j != i {
+				q.sd = qs[j].sd
+			} else {
+				res, err := pipe.GetResults()
+				if err != nil {
+					return nil, r.abort(err)
+				}
+				q.sd = res.(*pgconn.StatementDescription)
+				q.sd.Name, q.sd.SQL = names[i], q.sql
+				st.add(q.key, q.sd, e.capacity)
 			}
-			q.sd = res.(*pgconn.StatementDescription)
-			q.sd.Name, q.sd.SQL = names[i], q.sql
-			st.add(q.key, q.sd, e.capacity)
 			if err := q.encode(c, st, own); err != nil {
 				return nil, r.abort(err)
 			}

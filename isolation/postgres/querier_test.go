@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -340,4 +341,31 @@ func pgxPool(t testing.TB, dsn string) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// TestCopyFromChunks: a large copy arrives whole, in the tenant only, with
+// its insert prepared once on the connection.
+func TestCopyFromChunks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	tenants := newTenants(2)
+	a, b := tenants[0], tenants[1]
+	p := openSchema(t, e, e.app, tenants, func(c *pgxpool.Config) { c.MaxConns = 1 })
+	const n = 2500
+	n0, err := postgres.For(p, a).CopyFrom(ctx, pgx.Identifier{"notes"}, []string{"id", "title"},
+		pgx.CopyFromSlice(n, func(i int) ([]any, error) { return []any{fmt.Sprint("c", i), "copied"}, nil }))
+	if err != nil || n0 != n {
+		t.Fatalf("copied %d, %v", n0, err)
+	}
+	var got, prepared int
+	if err := p.QueryRow(ctx, a, "SELECT count(*), (SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'tenancy\\_%') FROM notes WHERE tenant_id = $1", a.ID).Scan(&got, &prepared); err != nil {
+		t.Fatal(err)
+	}
+	if got != n || prepared > 3 {
+		t.Fatalf("A holds %d notes, %d statements prepared on the connection", got, prepared)
+	}
+	if err := p.QueryRow(ctx, b, "SELECT count(*) FROM notes").Scan(&got); err != nil || got != 0 {
+		t.Fatalf("B holds %d notes (err %v)", got, err)
+	}
 }
