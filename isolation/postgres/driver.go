@@ -215,7 +215,8 @@ func (s *sqlConn) scopeFor(ctx context.Context) (*scope, error) {
 
 // statementScope returns the scope a statement outside or inside a
 // transaction runs in: sc is set outside one (the tenant statement goes
-// first), path is the search path either way.
+// first), path keys its statement cache either way; both are empty for an
+// unscoped statement, which runs as the connecting role.
 func (s *sqlConn) statementScope(ctx context.Context) (sc *scope, path string, err error) {
 	if s.tx != nil {
 		if t, ok := tenancy.FromContext(ctx); ok && t.ID != s.tx.tenantID {
@@ -244,12 +245,7 @@ func (s *sqlConn) QueryContext(ctx context.Context, query string, named []driver
 	args := make([]any, 0, 1+len(named))
 	args = append(args, sqlResultFormats)
 	args = appendArgs(args, named)
-	var rs pgx.Rows
-	if sc == nil && s.tx == nil {
-		rs, err = s.conn.Query(ctx, query, args...) // unscoped: pgx's own path
-	} else {
-		rs, err = s.c.exec.run(ctx, s.conn, sc, path, query, args, nil)
-	}
+	rs, err := s.c.exec.run(ctx, s.conn, sc, path, query, args, nil)
 	if err != nil {
 		if pgconn.SafeToRetry(err) {
 			return nil, driver.ErrBadConn
@@ -268,12 +264,7 @@ func (s *sqlConn) ExecContext(ctx context.Context, query string, named []driver.
 		return nil, err
 	}
 	args := appendArgs(make([]any, 0, len(named)), named)
-	var tag pgconn.CommandTag
-	if sc == nil && s.tx == nil {
-		tag, err = s.conn.Exec(ctx, query, args...)
-	} else {
-		tag, err = s.c.exec.exec(ctx, s.conn, sc, path, query, args)
-	}
+	tag, err := s.c.exec.exec(ctx, s.conn, sc, path, query, args)
 	if err != nil {
 		if pgconn.SafeToRetry(err) {
 			return nil, driver.ErrBadConn
