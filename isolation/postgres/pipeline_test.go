@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -331,5 +332,41 @@ func TestStatementCacheRepairs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPoolerTransactionUnnamed: with a transaction pooler configured, no
+// named statement is ever prepared: a pooler would hand it to another
+// client.
+func TestPoolerTransactionUnnamed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	ensureSharedNotes(t, e)
+	pool := testenv.Pool(t, e.app, func(c *pgxpool.Config) { c.MaxConns = 1 })
+	p, err := postgres.NewRLS(ctx, pool, postgres.Config{Pooler: postgres.PoolerTransaction})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := newTenants(1)[0]
+	for i := range 3 {
+		insertNote(t, p, tn, fmt.Sprint("n", i))
+	}
+	assertNotes(t, p, tn, "n0", "n1", "n2")
+	b := &pgx.Batch{}
+	b.Queue("SELECT count(*) FROM notes")
+	b.Queue("SELECT title FROM notes WHERE title = $1", "n1")
+	if err := postgres.For(p, tn).SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Tx(ctx, tn, func(tx isolation.Tx) error {
+		_, err := tx.Exec(ctx, "UPDATE notes SET title = title WHERE title = $1", "n2")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var named int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_statements", pgx.QueryExecModeSimpleProtocol).Scan(&named); err != nil || named != 0 {
+		t.Fatalf("%d named statements on the connection (err %v)", named, err)
 	}
 }
