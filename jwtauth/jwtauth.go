@@ -224,6 +224,9 @@ func NewSigner(cfg Config) (*Signer, error) {
 	return &Signer{cfg: cfg, method: m, key: key}, nil
 }
 
+// TTL returns how long the tokens the Signer issues are valid.
+func (s *Signer) TTL() time.Duration { return s.cfg.TTL }
+
 // KeyID returns the kid the Signer writes, or empty.
 func (s *Signer) KeyID() string { return s.cfg.KeyID }
 
