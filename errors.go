@@ -44,7 +44,8 @@ var (
 	// record and try again.
 	ErrDomainNotVerified = errors.New("domain not verified")
 	// ErrQuotaExceeded: the tenant's tier allows no more of a resource (403 or
-	// 409 at the application's choice; the problem package uses 403).
+	// 409 at the application's choice; the problem package uses 403). The
+	// quota package's error is a *QuotaError naming the resource.
 	ErrQuotaExceeded = errors.New("quota exceeded")
 )
 
@@ -80,6 +81,27 @@ func (e *DuplicateError) Error() string {
 
 // Unwrap returns ErrDuplicate.
 func (e *DuplicateError) Unwrap() error { return ErrDuplicate }
+
+// QuotaError reports that a tenant has used all of a resource its tier (or
+// its own override) allows. It wraps ErrQuotaExceeded; the problem package
+// names its fields in the response.
+type QuotaError struct {
+	// Resource is the counted resource, such as "projects".
+	Resource string
+	// Limit is what the tenant may have.
+	Limit int64
+	// Usage is what it has.
+	Usage int64
+	// Tier is the tenant's tier.
+	Tier string
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("quota exceeded: %s %d of %d (tier %q)", e.Resource, e.Usage, e.Limit, e.Tier)
+}
+
+// Unwrap returns ErrQuotaExceeded.
+func (e *QuotaError) Unwrap() error { return ErrQuotaExceeded }
 
 // RetryAfterError is an error that tells the client when to try again, such as
 // a rate limit or a tenant that is still provisioning.

@@ -15,6 +15,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-tenancy/tenancy"
@@ -73,9 +74,29 @@ type Config struct {
 	TTL time.Duration
 	// Leeway is the clock skew tolerated on exp and nbf. Default zero.
 	Leeway time.Duration
+	// KeyID names Key: a Signer writes it to the kid header of every token,
+	// and a Verifier picks Key for tokens whose kid is KeyID. Empty: tokens
+	// carry no kid, and a Verifier verifies tokens without one with Key.
+	KeyID string
+	// Keys are further keys a Verifier accepts, each by its kid and pinned
+	// to its own algorithm, for key rotation: sign with a new Key and KeyID,
+	// keep the previous key here until every token it signed has expired,
+	// then retire it by removing it. Signers ignore Keys. Default: none.
+	Keys []Key
 
 	// now is the clock, for tests; nil means time.Now.
 	now func() time.Time
+}
+
+// Key is a verification key of a Verifier, named by its key ID.
+type Key struct {
+	// ID is the kid of the tokens the key verifies. Required.
+	ID string
+	// Algorithm is the one algorithm the key verifies: HS256, RS256, ES256
+	// or EdDSA.
+	Algorithm string
+	// Key is the key, as Config.Key.
+	Key any
 }
 
 func (c Config) tenantClaim() string {
@@ -203,6 +224,12 @@ func NewSigner(cfg Config) (*Signer, error) {
 	return &Signer{cfg: cfg, method: m, key: key}, nil
 }
 
+// TTL returns how long the tokens the Signer issues are valid.
+func (s *Signer) TTL() time.Duration { return s.cfg.TTL }
+
+// KeyID returns the kid the Signer writes, or empty.
+func (s *Signer) KeyID() string { return s.cfg.KeyID }
+
 // Issue returns a signed token naming the tenant identifier, for subject,
 // valid from now for the configured TTL. extra adds claims; it cannot
 // override the registered claims (iss, sub, aud, exp, nbf, iat) or the tenant
@@ -231,7 +258,11 @@ func (s *Signer) Issue(identifier, subject string, extra map[string]any) (string
 	claims["iat"] = now.Unix()
 	claims["nbf"] = now.Unix()
 	claims["exp"] = now.Add(s.cfg.TTL).Unix()
-	tok, err := jwt.NewWithClaims(s.method, claims).SignedString(s.key)
+	jt := jwt.NewWithClaims(s.method, claims)
+	if s.cfg.KeyID != "" {
+		jt.Header["kid"] = s.cfg.KeyID
+	}
+	tok, err := jt.SignedString(s.key)
 	if err != nil {
 		return "", fmt.Errorf("jwtauth: sign token: %w", err)
 	}
@@ -257,7 +288,13 @@ type Verifier struct {
 	cfg     Config
 	parser  *jwt.Parser
 	key     any
+	keys    map[string]verifyKey // by kid, Key's included when KeyID is set
 	keyFunc jwt.Keyfunc
+}
+
+type verifyKey struct {
+	alg string
+	key any
 }
 
 // NewVerifier returns a Verifier for cfg, or an error when the algorithm is
@@ -270,8 +307,29 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys := map[string]verifyKey{}
+	algs := []string{cfg.Algorithm}
+	if cfg.KeyID != "" {
+		keys[cfg.KeyID] = verifyKey{cfg.Algorithm, key}
+	}
+	for _, k := range cfg.Keys {
+		if _, err := method(k.Algorithm); err != nil {
+			return nil, fmt.Errorf("jwtauth: key %q: %w", k.ID, err)
+		}
+		vk, err := verifyingKey(k.Algorithm, k.Key)
+		if err != nil {
+			return nil, fmt.Errorf("jwtauth: key %q: %w", k.ID, err)
+		}
+		if _, dup := keys[k.ID]; dup || k.ID == "" {
+			return nil, fmt.Errorf("jwtauth: key ID %q is empty or given twice", k.ID)
+		}
+		keys[k.ID] = verifyKey{k.Algorithm, vk}
+		if !slices.Contains(algs, k.Algorithm) {
+			algs = append(algs, k.Algorithm)
+		}
+	}
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{cfg.Algorithm}),
+		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(cfg.Leeway),
 	}
@@ -284,19 +342,32 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.now != nil {
 		opts = append(opts, jwt.WithTimeFunc(cfg.now))
 	}
-	v := &Verifier{cfg: cfg, parser: jwt.NewParser(opts...), key: key}
+	v := &Verifier{cfg: cfg, parser: jwt.NewParser(opts...), key: key, keys: keys}
 	v.keyFunc = v.keyFor
 	return v, nil
 }
 
-// keyFor hands out the key only for the configured algorithm. The parser
-// already refuses other methods (WithValidMethods); checking again here
-// keeps an HS256 token from ever being verified with an RSA public key.
+// keyFor hands out the key the token's kid names (Key for a token without
+// one), and only for that key's own algorithm. The parser already refuses
+// algorithms no key has (WithValidMethods); checking per key keeps an
+// HS256 token from ever being verified with an RSA public key, whatever
+// its kid says. An unknown kid, a retired key's included, verifies nothing.
 func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
-	if t.Method == nil || t.Method.Alg() != v.cfg.Algorithm {
+	if t.Method == nil {
 		return nil, jwt.ErrTokenSignatureInvalid
 	}
-	return v.key, nil
+	want := verifyKey{v.cfg.Algorithm, v.key}
+	if kid, present := t.Header["kid"]; present {
+		id, _ := kid.(string)
+		var ok bool
+		if want, ok = v.keys[id]; !ok {
+			return nil, jwt.ErrTokenUnverifiable
+		}
+	}
+	if t.Method.Alg() != want.alg {
+		return nil, jwt.ErrTokenSignatureInvalid
+	}
+	return want.key, nil
 }
 
 // tokenReasons are the golang-jwt errors Verify keeps in its chain, in the

@@ -383,3 +383,64 @@ func BenchmarkVerify(b *testing.B) {
 		})
 	}
 }
+
+func TestKeyRotation(t *testing.T) {
+	t.Parallel()
+	oldKey := []byte("old-key-old-key-old-key-old-key-")
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	base := Config{Issuer: "https://auth.example.com", Audience: "api"}
+	sign := func(alg, kid string, key any) string {
+		cfg := base
+		cfg.Algorithm, cfg.KeyID, cfg.Key = alg, kid, key
+		s, err := NewSigner(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := s.Issue("acme-corp", "client", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	verifier := func(keys ...Key) *Verifier {
+		cfg := base
+		cfg.Algorithm, cfg.KeyID, cfg.Key, cfg.Keys = EdDSA, "k2", edKey, keys
+		v, err := NewVerifier(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	oldTok := sign(HS256, "k1", oldKey)
+	newTok := sign(EdDSA, "k2", edKey)
+
+	during := verifier(Key{ID: "k1", Algorithm: HS256, Key: oldKey})
+	for name, tok := range map[string]string{"old": oldTok, "new": newTok} {
+		c, err := during.Verify(tok)
+		if err != nil || c.Tenant != "acme-corp" {
+			t.Fatalf("%s token during the rotation: %v", name, err)
+		}
+		for _, claim := range []string{"tenant_id", "exp", "iat", "iss", "aud"} {
+			if _, ok := c.Raw[claim]; !ok {
+				t.Fatalf("%s token lacks %s: %v", name, claim, c.Raw)
+			}
+		}
+	}
+	after := verifier()
+	if _, err := after.Verify(oldTok); !errors.Is(err, tenancy.ErrUnauthenticated) {
+		t.Fatalf("old token after its key retired: %v, want refused", err)
+	}
+	if _, err := after.Verify(newTok); err != nil {
+		t.Fatalf("new token after the rotation: %v", err)
+	}
+	// A token signed with the old HMAC key but naming the EdDSA key's kid,
+	// or no kid at all, is refused: each key verifies its own algorithm.
+	for name, tok := range map[string]string{"kid of another algorithm": sign(HS256, "k2", oldKey), "no kid": sign(HS256, "", oldKey), "unknown kid": sign(HS256, "k9", oldKey)} {
+		if _, err := during.Verify(tok); !errors.Is(err, tenancy.ErrUnauthenticated) {
+			t.Fatalf("%s: %v, want refused", name, err)
+		}
+	}
+	if _, err := NewVerifier(Config{Algorithm: HS256, Key: oldKey, Keys: []Key{{ID: "", Algorithm: HS256, Key: oldKey}}}); err == nil {
+		t.Fatal("a key without an ID accepted")
+	}
+}

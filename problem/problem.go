@@ -33,8 +33,20 @@ type Details struct {
 	Instance string        `json:"instance,omitempty"`
 	Errors   []FieldDetail `json:"errors,omitempty"`
 
+	// Quota describes an exceeded quota (quota-exceeded): the resource, the
+	// limit, the usage and the tier, as extension members.
+	*Quota
+
 	// Header holds response headers to set, such as Retry-After.
 	Header http.Header `json:"-"`
+}
+
+// Quota holds the extension members of a quota-exceeded problem.
+type Quota struct {
+	Resource string `json:"resource"`
+	Limit    int64  `json:"limit"`
+	Usage    int64  `json:"usage"`
+	Tier     string `json:"tier"`
 }
 
 // FieldDetail names one invalid field of a request (for 422 responses). Its
@@ -118,6 +130,10 @@ func FromError(err error) Details {
 	case errors.Is(err, tenancy.ErrQuotaExceeded):
 		d = New(SlugQuotaExceeded, http.StatusForbidden, "Quota exceeded")
 		d.Detail = "The tenant's plan allows no more of this resource."
+		var qe *tenancy.QuotaError
+		if errors.As(err, &qe) {
+			d.Quota = &Quota{Resource: qe.Resource, Limit: qe.Limit, Usage: qe.Usage, Tier: qe.Tier}
+		}
 	case errors.Is(err, tenancy.ErrDuplicate):
 		d = New(SlugDuplicate, http.StatusConflict, "Already exists")
 		var de *tenancy.DuplicateError

@@ -81,3 +81,28 @@ func TestFieldErrorsNamed(t *testing.T) {
 		t.Fatalf("write: %d %v", rec.Code, rec.Header())
 	}
 }
+
+func TestQuotaExceeded(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("create project: %w", &tenancy.QuotaError{Resource: "projects", Limit: 3, Usage: 3, Tier: "starter"})
+	rec := httptest.NewRecorder()
+	problem.WriteError(rec, err)
+	if rec.Code != http.StatusForbidden || rec.Header().Get("Content-Type") != problem.ContentType {
+		t.Fatalf("status %d, content type %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	var body map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"type": problem.TypeBase + problem.SlugQuotaExceeded, "resource": "projects", "limit": 3.0, "usage": 3.0, "tier": "starter", "status": 403.0}
+	for k, v := range want {
+		if body[k] != v {
+			t.Fatalf("%s = %v, want %v in %s", k, body[k], v, rec.Body)
+		}
+	}
+	// The bare sentinel has no quota members.
+	d := problem.FromError(tenancy.ErrQuotaExceeded)
+	if d.Status != http.StatusForbidden || d.Quota != nil {
+		t.Fatalf("bare ErrQuotaExceeded: %+v", d)
+	}
+}

@@ -24,6 +24,7 @@ type Store struct {
 	byAlias map[string]*tenancy.Tenant
 	domains map[string]*tenancy.Domain
 	now     func() time.Time
+	secrets secrets
 }
 
 var _ tenancy.Store = (*Store)(nil)
@@ -229,6 +230,9 @@ func (s *Store) Purge(_ context.Context, id string) error {
 	for _, d := range t.Domains {
 		delete(s.domains, d)
 	}
+	s.secrets.mu.Lock()
+	delete(s.secrets.m, id)
+	s.secrets.mu.Unlock()
 	return nil
 }
 

@@ -25,7 +25,7 @@
 // The application's role need not own anything. It needs:
 //
 //	GRANT USAGE ON SCHEMA tenancy TO app;
-//	GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenants, tenancy.tenant_names, tenancy.tenant_domains TO app;
+//	GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenants, tenancy.tenant_names, tenancy.tenant_domains, tenancy.tenant_secrets TO app;
 //
 // New returns an error wrapping ErrNotMigrated when the tables are missing,
 // and says which grants are needed when the role may not read them.

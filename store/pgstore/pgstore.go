@@ -86,6 +86,7 @@ type queries struct {
 	takenNames, takenDomains, probe                             string
 	touch, exists, listDomains, addDomain, getDomain            string
 	verifyDomain, removeDomain                                  string
+	secrets                                                     string // the table, quoted
 }
 
 func buildQueries(schema string) queries {
@@ -151,7 +152,8 @@ ON CONFLICT (domain) DO NOTHING RETURNING ` + domainCols,
 		verifyDomain: `UPDATE ` + domains + ` SET verified_at = coalesce(verified_at, $3) WHERE domain = $1 AND tenant_id = $2 RETURNING ` + domainCols,
 		removeDomain: `DELETE FROM ` + domains + ` WHERE domain = $1 AND tenant_id = $2`,
 		// Touches every table without reading a row.
-		probe: `SELECT FROM ` + tenants + `, ` + names + `, ` + domains + ` LIMIT 0`,
+		probe:   `SELECT FROM ` + tenants + `, ` + names + `, ` + domains + ` LIMIT 0`,
+		secrets: pgx.Identifier{schema, "tenant_secrets"}.Sanitize(),
 	}
 }
 

@@ -106,7 +106,7 @@ func grant(t *testing.T, admin *pgxpool.Pool, schema, role string) {
 	t.Helper()
 	s, r := pgx.Identifier{schema}.Sanitize(), pgx.Identifier{role}.Sanitize()
 	sql := fmt.Sprintf(`GRANT USAGE ON SCHEMA %[1]s TO %[2]s;
-GRANT SELECT, INSERT, UPDATE, DELETE ON %[1]s.tenants, %[1]s.tenant_names, %[1]s.tenant_domains TO %[2]s`, s, r)
+GRANT SELECT, INSERT, UPDATE, DELETE ON %[1]s.tenants, %[1]s.tenant_names, %[1]s.tenant_domains, %[1]s.tenant_secrets TO %[2]s`, s, r)
 	if _, err := admin.Exec(t.Context(), sql); err != nil {
 		t.Fatalf("grant: %v", err)
 	}
@@ -176,7 +176,7 @@ func TestMigrateDefaultSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"tenancy.store_lock", "tenancy.store_migrations", "tenancy.tenant_domains", "tenancy.tenant_names", "tenancy.tenants"}
+	want := []string{"tenancy.store_lock", "tenancy.store_migrations", "tenancy.tenant_domains", "tenancy.tenant_names", "tenancy.tenant_secrets", "tenancy.tenants"}
 	if fmt.Sprint(tables) != fmt.Sprint(want) {
 		t.Errorf("tables = %v, want %v", tables, want)
 	}
@@ -216,7 +216,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 			t.Fatalf("Migrate again: %v", err)
 		}
 	}
-	if got := appliedVersions(t, pool, cfg.Schema); fmt.Sprint(got) != "map[0:1 1:1 2:1]" {
+	if got := appliedVersions(t, pool, cfg.Schema); fmt.Sprint(got) != "map[0:1 1:1 2:1 3:1]" {
 		t.Errorf("applied versions = %v, want each once", got)
 	}
 	// Data survives reruns.
@@ -256,7 +256,7 @@ func TestMigrateConcurrently(t *testing.T) {
 			t.Errorf("instance %d: Migrate: %v", i, err)
 		}
 	}
-	if got := appliedVersions(t, admin, cfg.Schema); fmt.Sprint(got) != "map[0:1 1:1 2:1]" {
+	if got := appliedVersions(t, admin, cfg.Schema); fmt.Sprint(got) != "map[0:1 1:1 2:1 3:1]" {
 		t.Errorf("applied versions = %v, want each once", got)
 	}
 	var locked int

@@ -416,6 +416,9 @@ func (s *Store) Purge(ctx context.Context, id string) error {
 		if _, err := tx.ExecContext(ctx, qPurgeNames, id); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tenant_secrets WHERE tenant_id = ?`, id); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, qPurge, id)
 		if err != nil {
 			return err

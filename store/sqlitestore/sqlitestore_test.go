@@ -223,7 +223,7 @@ func TestReopenKeepsData(t *testing.T) {
 			t.Errorf("after reopen: %+v, want %+v", got, created)
 		}
 	}
-	if got := appliedVersions(t, rawDB(t, path)); got != "0:1 1:1 2:1 " {
+	if got := appliedVersions(t, rawDB(t, path)); got != "0:1 1:1 2:1 3:1 " {
 		t.Errorf("applied versions = %q, want each once", got)
 	}
 }
@@ -258,7 +258,7 @@ func TestConcurrentOpen(t *testing.T) {
 		t.Cleanup(func() { _ = stores[i].Close() })
 	}
 	db := rawDB(t, path)
-	if got := appliedVersions(t, db); got != "0:1 1:1 2:1 " {
+	if got := appliedVersions(t, db); got != "0:1 1:1 2:1 3:1 " {
 		t.Errorf("applied versions = %q, want each once", got)
 	}
 	var locks int
