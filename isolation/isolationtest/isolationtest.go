@@ -267,7 +267,7 @@ func testCrossTenant(t *testing.T, setup Setup) {
 			return err
 		}
 		if n != 0 {
-			return fmt.Errorf("B's transaction sees %d of A's rows", n)
+			return fmt.Errorf("the second tenant's transaction sees %d of the first's rows", n)
 		}
 		return nil
 	})

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/internal/testenv"
 	"github.com/go-tenancy/tenancy/isolation"
 	"github.com/go-tenancy/tenancy/isolation/postgres"
@@ -491,7 +490,3 @@ func TestRoleSetup(t *testing.T) {
 	}
 }
 
-// tenantOf is a tenant for tests that need only one.
-func tenantOf(ident string) *tenancy.Tenant {
-	return &tenancy.Tenant{ID: "id-" + ident, Identifier: ident, Name: ident, Status: tenancy.StatusActive}
-}

@@ -307,7 +307,7 @@ func TestTracer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn := tenantOf("traced")
+	tn := &tenancy.Tenant{ID: "id-traced", Identifier: "traced"}
 	rows, err := p.Query(ctx, tn, "SELECT 1")
 	if err != nil {
 		t.Fatal(err)
