@@ -365,11 +365,23 @@ func (r *runner) withEnv(ctx context.Context, c Connect, fn func(env *Env) error
 	return fn(env)
 }
 
-// fail writes err as one line and returns its exit status.
+// fail writes err as one line, or one line per error when err joins
+// several (errors.Join, possibly marked with UsageError), each starting
+// with the name; it returns the exit status.
 func (r *runner) fail(ctx context.Context, err error) int {
-	fmt.Fprintf(r.stderr, "%s: %s\n", r.name, oneLine(describe(ctx, err)))
+	inner := err
 	var u *usageError
-	if errors.As(err, &u) {
+	if errors.As(err, &u) && u.err != nil {
+		inner = u.err
+	}
+	if j, ok := inner.(interface{ Unwrap() []error }); ok && ctx.Err() == nil {
+		for _, e := range j.Unwrap() {
+			fmt.Fprintf(r.stderr, "%s: %s\n", r.name, oneLine(describe(ctx, e)))
+		}
+	} else {
+		fmt.Fprintf(r.stderr, "%s: %s\n", r.name, oneLine(describe(ctx, err)))
+	}
+	if u != nil {
 		return ExitUsage
 	}
 	return ExitFailure
