@@ -37,11 +37,12 @@ func openAdminEnv(ctx context.Context, cfg Config, c admin.Connect) (*admin.Env,
 	b, err := openBackend(ctx, cfg, backendOptions{
 		Logger:             slog.New(slog.DiscardHandler),
 		MigrateConcurrency: c.Concurrency,
+		ReadOnly:           c.ReadOnly,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if cfg.TenantStore == storeMemory {
+	if cfg.TenantStore == storeMemory && cfg.SeedDemo {
 		// A server's in-memory store holds exactly the seeds, active: show
 		// them, so that list, show and migrate mean what they say. Writes
 		// are refused (Persistent is false).
