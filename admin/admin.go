@@ -3,32 +3,36 @@ package admin
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/customdomain"
 	"github.com/go-tenancy/tenancy/isolation/postgres"
 	"github.com/go-tenancy/tenancy/lifecycle"
 	"github.com/go-tenancy/tenancy/migrate"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
 
-// Connect is what the CLI learned from global flags (--database-url,
-// --redis-url) or, when unset, the DATABASE_URL / REDIS_URL environment
-// variables.
+// Connect is what the CLI learned from the --database-url and --redis-url
+// flags or, when unset, the DATABASE_URL / REDIS_URL environment variables,
+// and what the command needs.
 type Connect struct {
 	DatabaseURL, RedisURL string
 	// Concurrency is migrate --concurrency: how many targets to migrate at
 	// once. Zero means the application's default; Open passes it to
 	// migrate.Config.Concurrency when it builds the Runner.
 	Concurrency int
+	// ReadOnly is true for commands that only read (tenants list and show,
+	// tenants domain list, migrate status, doctor, shell completion): Open
+	// should then change nothing, neither migrate the tenant store nor
+	// create the migration journal nor grant roles, so that these commands
+	// work with the request role's DATABASE_URL alone.
+	ReadOnly bool
 }
 
 // Env is what commands work on; the app builds it in App.Open.
@@ -75,29 +79,54 @@ type App struct {
 	// Name is the binary name in usage and error lines, e.g. "notekeeper".
 	// Default: the base name of os.Args[0].
 	Name string
+	// Short is the one-line description at the top of the help. Default:
+	// "administer a multi-tenant service".
+	Short string
 	// Open builds the environment commands work on. It is called after the
 	// command line was checked, so that bad input never opens anything.
 	// Required.
 	Open func(ctx context.Context, c Connect) (*Env, error)
+	// Setup returns the roles and database the setup command writes SQL
+	// for, from the application's configuration (SetupFromURLs reads them
+	// from a request URL and a migration URL). Nil: setup is refused.
+	Setup func(c Connect) (postgres.SetupConfig, error)
+	// Commands are the application's own commands, mounted beside the
+	// admin commands (Notekeeper's serve and healthcheck). Their errors are
+	// reported like the admin commands': one line on Stderr and exit status
+	// 1, or 2 for errors made with UsageError. Default none.
+	Commands []*cobra.Command
+	// Default names the command of Commands run when the command line
+	// names none, such as "serve". Default: none, and a missing command is
+	// a usage error.
+	Default string
 	// Stdout receives command output. Default os.Stdout.
 	Stdout io.Writer
-	// Stderr receives one line per error. Default os.Stderr.
+	// Stderr receives one line per error, and prompts. Default os.Stderr.
 	Stderr io.Writer
-	// Getenv reads DATABASE_URL and REDIS_URL. Default os.Getenv.
+	// Stdin answers prompts (tenants purge asks for the identifier to be
+	// typed again). Default os.Stdin.
+	Stdin io.Reader
+	// Getenv reads DATABASE_URL, REDIS_URL and ADMIN_DATABASE_URL. Default
+	// os.Getenv.
 	Getenv func(string) string
 	// IsTerminal reports whether w is a terminal, which turns on the
 	// progress bar. Default: golang.org/x/term on an *os.File, false
 	// otherwise.
 	IsTerminal func(w io.Writer) bool
+	// Interactive reports whether a person can answer prompts: then tenants
+	// purge asks for the identifier to be typed again unless --yes is
+	// given. Default: Stdin and Stderr are terminals.
+	Interactive func() bool
 }
 
 // IsCommand reports whether arg, the first argument of an application's
-// binary, names an admin command: "tenants", "migrate", "doctor", "help",
-// "-h" or "--help". The URL flags go after the command when the CLI is
-// mounted this way.
+// binary, names an admin command: "tenants", "migrate", "doctor", "setup",
+// "help", "completion" (and cobra's hidden completion commands), "-h" or
+// "--help".
 func IsCommand(arg string) bool {
 	switch arg {
-	case "tenants", "migrate", "doctor", "help", "-h", "--help":
+	case "tenants", "migrate", "doctor", "setup", "help", "completion",
+		cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd, "-h", "--help":
 		return true
 	}
 	return false
@@ -110,14 +139,35 @@ const (
 	ExitUsage   = 2
 )
 
+// UsageError marks err as bad input on the command line: Run reports it
+// with exit status 2. Application commands (App.Commands) return it for
+// their own usage errors.
+func UsageError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &usageError{msg: err.Error(), err: err}
+}
+
+// usageError is bad input on the command line: exit status 2.
+type usageError struct {
+	msg string
+	err error
+}
+
+func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
 // Run runs the command in args (the arguments after the binary name) and
 // returns the exit status: ExitOK, ExitFailure or ExitUsage. Errors are
 // written to Stderr as one line each; Run never panics.
 func (a *App) Run(ctx context.Context, args []string) (code int) {
-	r := &runner{
-		name: a.Name, open: a.Open, stdout: a.Stdout, stderr: a.Stderr,
-		getenv: a.Getenv, isTerminal: a.IsTerminal,
-	}
+	r := &runner{app: a, name: a.Name, open: a.Open, stdout: a.Stdout, stderr: a.Stderr, stdin: a.Stdin,
+		getenv: a.Getenv, isTerminal: a.IsTerminal, interactive: a.Interactive}
 	if r.name == "" {
 		r.name = filepath.Base(os.Args[0])
 	}
@@ -127,18 +177,29 @@ func (a *App) Run(ctx context.Context, args []string) (code int) {
 	if r.stderr == nil {
 		r.stderr = os.Stderr
 	}
+	if r.stdin == nil {
+		r.stdin = os.Stdin
+	}
 	if r.getenv == nil {
 		r.getenv = os.Getenv
 	}
 	if r.isTerminal == nil {
 		r.isTerminal = isTerminal
 	}
+	if r.interactive == nil {
+		r.interactive = func() bool { return isTerminalReader(r.stdin) && r.isTerminal(r.stderr) }
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			code = r.fail(ctx, fmt.Errorf("internal error: %v", v))
 		}
 	}()
-	return r.run(ctx, args)
+	root := r.root()
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		return r.fail(ctx, err)
+	}
+	return ExitOK
 }
 
 func isTerminal(w io.Writer) bool {
@@ -146,241 +207,184 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// runner is one Run: the App's settings with defaults applied.
+func isTerminalReader(rd io.Reader) bool {
+	f, ok := rd.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// runner is one Run: the App's settings with defaults applied, and the
+// flags every command shares.
 type runner struct {
+	app            *App
 	name           string
 	open           func(ctx context.Context, c Connect) (*Env, error)
 	stdout, stderr io.Writer
+	stdin          io.Reader
 	getenv         func(string) string
 	isTerminal     func(w io.Writer) bool
-	global         urlFlags
+	interactive    func() bool
+
+	json                  bool
+	databaseURL, redisURL string
 }
 
-// invocation is a checked command line, ready to run once Env is open.
-type invocation struct {
-	connect Connect
-	run     func(ctx context.Context, env *Env) error
-}
-
-// usageError is bad input on the command line: exit status 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
-}
-
-// errHelp asks for usage on stdout and exit status 0.
-type errHelp struct{ text string }
-
-func (e *errHelp) Error() string { return "help requested" }
-
-func (r *runner) run(ctx context.Context, args []string) int {
-	inv, err := r.parse(args)
-	var help *errHelp
-	if errors.As(err, &help) {
-		fmt.Fprint(r.stdout, help.text)
-		return ExitOK
+// root builds the command tree.
+func (r *runner) root() *cobra.Command {
+	short := r.app.Short
+	if short == "" {
+		short = "administer a multi-tenant service"
 	}
-	if err != nil {
-		return r.fail(ctx, err)
+	root := &cobra.Command{
+		Use:   r.name,
+		Short: short,
+		Long: r.name + ": " + short + `.
+
+Flags may come before or after arguments; "--" ends the flags.
+Exit status: 0 success, 1 failure, 2 usage error.`,
+		Args:          cobra.ArbitraryArgs,
+		Annotations:   map[string]string{"group": "yes"},
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %s (run %q)", quote(args[0]), r.name+" help")
+			}
+			if r.app.Default != "" {
+				for _, c := range cmd.Commands() {
+					if c.Name() == r.app.Default && c.RunE != nil {
+						return c.RunE(c, nil)
+					}
+				}
+			}
+			return usagef("missing command (run %q)", r.name+" help")
+		},
 	}
+	root.CompletionOptions.HiddenDefaultCmd = false
+	root.SetOut(r.stdout)
+	root.SetErr(r.stderr)
+	root.SetIn(r.stdin)
+	root.SetUsageTemplate(usageTemplate)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if !c.HasParent() {
+			return usagef("%v (run %q)", err, r.name+" help")
+		}
+		return usagef("%s: %v (run %q)", r.path(c), err, c.CommandPath()+" --help")
+	})
+	pf := root.PersistentFlags()
+	pf.BoolVar(&r.json, "json", false, "print machine-readable JSON on stdout")
+	pf.StringVar(&r.databaseURL, "database-url", "", "`URL` of the database to work on (default $DATABASE_URL)")
+	pf.StringVar(&r.redisURL, "redis-url", "", "`URL` of the running servers' Redis (default $REDIS_URL)")
+	root.AddCommand(r.tenantsCmd(), r.migrateCmd(), r.doctorCmd(), r.setupCmd())
+	root.AddCommand(r.app.Commands...)
+	return root
+}
+
+// path is the command's path without the binary name: "tenants list", or
+// the binary name for the root.
+func (r *runner) path(c *cobra.Command) string {
+	p := c.CommandPath()
+	if i := strings.IndexByte(p, ' '); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// usageTemplate is cobra's, with one usage line per command: a command
+// that holds others is run through them.
+const usageTemplate = `Usage:{{if not (index .Annotations "group")}}
+  {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
+  {{.CommandPath}} <command> [flags]{{end}}{{if gt (len .Aliases) 0}}
+
+Aliases:
+  {{.NameAndAliases}}{{end}}{{if .HasAvailableSubCommands}}
+
+Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
+
+Flags of every command:
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+
+Run "{{.CommandPath}} <command> --help" for a command's flags.{{end}}
+`
+
+// group is a command that only holds subcommands: without one, or with an
+// unknown one, it is a usage error.
+func (r *runner) group(use, short, long, names string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short, Long: long, Args: cobra.ArbitraryArgs, Annotations: map[string]string{"group": "yes"}}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		p := r.path(cmd)
+		if len(args) == 0 {
+			return usagef("%s: missing command: %s (run %q)", p, names, r.name+" help "+p)
+		}
+		return usagef("%s: unknown command %s (run %q)", p, quote(args[0]), r.name+" help "+p)
+	}
+	c.AddCommand(subs...)
+	return c
+}
+
+// positional checks that a command got exactly the arguments names.
+func (r *runner) positional(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		p := r.path(cmd)
+		if len(args) < len(names) {
+			return usagef("%s: missing %s (usage: %s)", p, names[len(args)], cmd.UseLine())
+		}
+		if len(args) > len(names) {
+			return usagef("%s: unexpected argument %s (usage: %s)", p, quote(args[len(names)]), cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+// connect resolves the URLs: the flags, then the environment.
+func (r *runner) connect() Connect {
+	return Connect{
+		DatabaseURL: first(r.databaseURL, r.getenv("DATABASE_URL")),
+		RedisURL:    first(r.redisURL, r.getenv("REDIS_URL")),
+	}
+}
+
+// withEnv opens the environment for c, runs fn on it and closes it.
+func (r *runner) withEnv(ctx context.Context, c Connect, fn func(env *Env) error) error {
 	if r.open == nil {
-		return r.fail(ctx, errors.New("admin.App.Open is not set"))
+		return errors.New("admin.App.Open is not set")
 	}
-	env, err := r.open(ctx, inv.connect)
+	env, err := r.open(ctx, c)
 	if err != nil {
-		return r.fail(ctx, err)
+		return err
 	}
 	if env == nil {
-		return r.fail(ctx, errors.New("admin.App.Open returned no environment"))
+		return errors.New("admin.App.Open returned no environment")
 	}
 	if env.Close != nil {
 		defer env.Close()
 	}
-	if err := inv.run(ctx, env); err != nil {
-		return r.fail(ctx, err)
-	}
-	return ExitOK
+	return fn(env)
 }
 
-// fail writes err as one line and returns its exit status.
+// fail writes err as one line, or one line per error when err joins
+// several (errors.Join, possibly marked with UsageError), each starting
+// with the name; it returns the exit status.
 func (r *runner) fail(ctx context.Context, err error) int {
-	fmt.Fprintf(r.stderr, "%s: %s\n", r.name, oneLine(describe(ctx, err)))
+	inner := err
 	var u *usageError
-	if errors.As(err, &u) {
+	if errors.As(err, &u) && u.err != nil {
+		inner = u.err
+	}
+	if j, ok := inner.(interface{ Unwrap() []error }); ok && ctx.Err() == nil {
+		for _, e := range j.Unwrap() {
+			fmt.Fprintf(r.stderr, "%s: %s\n", r.name, oneLine(describe(ctx, e)))
+		}
+	} else {
+		fmt.Fprintf(r.stderr, "%s: %s\n", r.name, oneLine(describe(ctx, err)))
+	}
+	if u != nil {
 		return ExitUsage
 	}
 	return ExitFailure
-}
-
-// urlFlags are the flags every command shares with the global position.
-type urlFlags struct {
-	databaseURL, redisURL string
-}
-
-func (u *urlFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&u.databaseURL, "database-url", "", "`URL` of the database to work on (default $DATABASE_URL)")
-	fs.StringVar(&u.redisURL, "redis-url", "", "`URL` of the running servers' Redis (default $REDIS_URL)")
-}
-
-func (r *runner) parse(args []string) (*invocation, error) {
-	fs := flag.NewFlagSet(r.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	r.global.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, &errHelp{text: r.usage()}
-		}
-		return nil, usagef("%v (run %q)", err, r.name+" help")
-	}
-	args = fs.Args()
-	if len(args) == 0 {
-		return nil, usagef("missing command (run %q)", r.name+" help")
-	}
-	switch args[0] {
-	case "help":
-		return nil, &errHelp{text: r.helpTopic(args[1:])}
-	case "tenants":
-		return r.parseTenants(args[1:])
-	case "migrate":
-		return r.parseMigrate(args[1:])
-	case "doctor":
-		return r.parseDoctor(args[1:])
-	}
-	return nil, usagef("unknown command %s (run %q)", quote(args[0]), r.name+" help")
-}
-
-func (r *runner) helpTopic(args []string) string {
-	if len(args) == 0 {
-		return r.usage()
-	}
-	var err error
-	switch args[0] {
-	case "tenants":
-		_, err = r.parseTenants(slices.Concat(args[1:], []string{"-h"}))
-	case "migrate":
-		_, err = r.parseMigrate(slices.Concat(args[1:], []string{"-h"}))
-	case "doctor":
-		_, err = r.parseDoctor([]string{"-h"})
-	}
-	var help *errHelp
-	if errors.As(err, &help) {
-		return help.text
-	}
-	return r.usage()
-}
-
-func (r *runner) usage() string {
-	return strings.ReplaceAll(`usage: NAME <command> [flags] [arguments]
-
-Commands (flags go before arguments):
-  tenants create --identifier X --name N [--tier T] [--alias A]... [--domain D]... [--id ID] [--isolation I]
-  tenants list [--status S]
-  tenants show IDENTIFIER
-  tenants suspend [--reason R] IDENTIFIER
-  tenants activate IDENTIFIER
-  tenants delete IDENTIFIER
-  tenants purge [--force] IDENTIFIER
-  tenants alias add|remove IDENTIFIER ALIAS
-  tenants domain add|verify|remove IDENTIFIER DOMAIN
-  tenants domain list IDENTIFIER
-  migrate [--tenant IDENTIFIER] [--concurrency N] [--dry-run]
-  migrate status
-  doctor
-
-Every command takes:
-  --json               print machine-readable JSON on stdout
-  --database-url URL   database to work on (default $DATABASE_URL)
-  --redis-url URL      Redis of the running servers (default $REDIS_URL)
-
-Run "NAME help <command>" for a command's flags.
-Exit status: 0 success, 1 failure, 2 usage error.
-`, "NAME", r.name)
-}
-
-// command is the flag set of one command, with the flags every command has.
-type command struct {
-	r    *runner
-	path string // "tenants list"
-	// synopsis is the command line shown in help, without the name.
-	synopsis string
-	fs       *flag.FlagSet
-	json     bool
-	urls     urlFlags
-}
-
-func (r *runner) command(path, synopsis string) *command {
-	c := &command{r: r, path: path, synopsis: synopsis, fs: flag.NewFlagSet(path, flag.ContinueOnError)}
-	// Flag errors are reported as one line by fail, not by the flag package.
-	c.fs.SetOutput(io.Discard)
-	c.fs.BoolVar(&c.json, "json", false, "print machine-readable JSON on stdout")
-	c.urls.register(c.fs)
-	return c
-}
-
-// parse parses args and returns the positional arguments, which must number
-// exactly len(names).
-func (c *command) parse(args []string, names ...string) ([]string, error) {
-	rest, err := c.parseFlags(args)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.checkArgs(rest, names...); err != nil {
-		return nil, err
-	}
-	return rest, nil
-}
-
-// parseFlags parses the flags of args and returns the rest.
-func (c *command) parseFlags(args []string) ([]string, error) {
-	if err := c.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, &errHelp{text: c.help()}
-		}
-		return nil, usagef("%s: %v (run %q)", c.path, err, c.r.name+" "+c.path+" -h")
-	}
-	return c.fs.Args(), nil
-}
-
-// checkArgs checks that rest holds exactly the arguments names.
-func (c *command) checkArgs(rest []string, names ...string) error {
-	if len(rest) < len(names) {
-		return usagef("%s: missing %s (usage: %s %s)", c.path, names[len(rest)], c.r.name, c.synopsis)
-	}
-	if len(rest) > len(names) {
-		extra := rest[len(names)]
-		if strings.HasPrefix(extra, "-") {
-			return usagef("%s: unexpected argument %s: flags go before arguments", c.path, quote(extra))
-		}
-		return usagef("%s: unexpected argument %s (usage: %s %s)", c.path, quote(extra), c.r.name, c.synopsis)
-	}
-	return nil
-}
-
-func (c *command) help() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "usage: %s %s\n\nflags:\n", c.r.name, c.synopsis)
-	tw := tabwriter.NewWriter(&b, 0, 0, 3, ' ', 0)
-	c.fs.VisitAll(func(f *flag.Flag) {
-		arg, usage := flag.UnquoteUsage(f)
-		if arg != "" {
-			arg = " " + strings.ToUpper(arg)
-		}
-		fmt.Fprintf(tw, "  --%s%s\t%s\n", f.Name, arg, usage)
-	})
-	_ = tw.Flush()
-	return b.String()
-}
-
-// connect resolves the URLs: the command's flags, then the global ones,
-// then the environment.
-func (c *command) connect() Connect {
-	return Connect{
-		DatabaseURL: first(c.urls.databaseURL, c.r.global.databaseURL, c.r.getenv("DATABASE_URL")),
-		RedisURL:    first(c.urls.redisURL, c.r.global.redisURL, c.r.getenv("REDIS_URL")),
-	}
 }
 
 func first(s ...string) string {
@@ -403,4 +407,31 @@ func validIdentifier(s string) error {
 			quote(s), tenancy.MinIdentifierLen, tenancy.MaxIdentifierLen)
 	}
 	return nil
+}
+
+// completeTenants completes a command's first argument with the
+// identifiers of the tenants in the store, opened read-only.
+func (r *runner) completeTenants(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 || r.open == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	c := r.connect()
+	c.ReadOnly = true
+	_ = r.withEnv(cmd.Context(), c, func(env *Env) error {
+		if env.Store == nil {
+			return nil
+		}
+		tenants, err := listAll(cmd.Context(), env.Store, "")
+		if err != nil {
+			return err
+		}
+		for _, t := range tenants {
+			if strings.HasPrefix(t.Identifier, toComplete) {
+				out = append(out, cobra.CompletionWithDesc(t.Identifier, clean(t.Name)))
+			}
+		}
+		return nil
+	})
+	return out, cobra.ShellCompDirectiveNoFileComp
 }

@@ -34,6 +34,11 @@ type harness struct {
 	open     func(ctx context.Context, c admin.Connect) (*admin.Env, error)
 	env      map[string]string
 	terminal bool
+	// interactive makes the CLI ask, reading answers from stdin.
+	interactive bool
+	stdin       string
+	// setup is App.Setup.
+	setup func(admin.Connect) (postgres.SetupConfig, error)
 	// opened counts calls of Open; connect is the last Connect it got.
 	opened  int
 	connect admin.Connect
@@ -67,10 +72,13 @@ func (h *harness) runContext(ctx context.Context, args ...string) result {
 			h.connect = c
 			return h.open(ctx, c)
 		},
-		Stdout:     &stdout,
-		Stderr:     &stderr,
-		Getenv:     func(k string) string { return h.env[k] },
-		IsTerminal: func(io.Writer) bool { return h.terminal },
+		Stdout:      &stdout,
+		Stderr:      &stderr,
+		Getenv:      func(k string) string { return h.env[k] },
+		IsTerminal:  func(io.Writer) bool { return h.terminal },
+		Interactive: func() bool { return h.interactive },
+		Setup:       h.setup,
+		Stdin:       strings.NewReader(h.stdin),
 	}
 	code := app.Run(ctx, args)
 	return result{bin: name, code: code, stdout: stdout.String(), stderr: stderr.String()}
@@ -162,20 +170,25 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{nil, `missing command (run "testcli help")`},
 		{[]string{"frob"}, `unknown command "frob" (run "testcli help")`},
-		{[]string{"--bogus", "tenants", "list"}, "flag provided but not defined: -bogus"},
+		{[]string{"--bogus", "tenants", "list"}, `unknown flag: --bogus`},
+		{[]string{"--bogus"}, `unknown flag: --bogus (run "testcli help")`},
 		{[]string{"tenants"}, "tenants: missing command"},
 		{[]string{"tenants", "frob"}, `tenants: unknown command "frob"`},
-		{[]string{"tenants", "list", "--bogus"}, `tenants list: flag provided but not defined: -bogus (run "testcli tenants list -h")`},
+		{[]string{"tenants", "list", "--bogus"}, `tenants list: unknown flag: --bogus (run "testcli tenants list --help")`},
 		{[]string{"tenants", "list", "--status", "gone"}, `invalid status "gone" (one of provisioning, active, suspended, deleted, failed)`},
 		{[]string{"tenants", "list", "extra"}, `tenants list: unexpected argument "extra"`},
-		{[]string{"tenants", "show"}, "tenants show: missing IDENTIFIER (usage: testcli tenants show IDENTIFIER)"},
+		{[]string{"tenants", "show"}, "tenants show: missing IDENTIFIER (usage: testcli tenants show IDENTIFIER [flags])"},
 		{[]string{"tenants", "show", "acme", "beta"}, `tenants show: unexpected argument "beta"`},
-		{[]string{"tenants", "show", "acme", "--json"}, `unexpected argument "--json": flags go before arguments`},
+		{[]string{"tenants", "show", "--", "acme", "--json"}, `tenants show: unexpected argument "--json"`},
+		{[]string{"tenants", "alias", "add", "acme"}, "tenants alias add: missing ALIAS"},
+		{[]string{"tenants", "purge", "--yes=maybe", "acme"}, `invalid argument "maybe" for "-y, --yes" flag`},
+		{[]string{"setup", "--admin-url", "postgres://x/y"}, "setup: --admin-url is for --apply"},
 		{[]string{"tenants", "show", "ACME"}, `invalid tenant identifier "ACME" (3 to 56 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-')`},
 		{[]string{"tenants", "suspend", "acme\n\x1b[31mred"}, `invalid tenant identifier "acme\n\x1b[31mred"`},
 		{[]string{"tenants", "delete", long}, `invalid tenant identifier "` + strings.Repeat("x", 64) + `"...`},
 		{[]string{"tenants", "purge", "a"}, `invalid tenant identifier "a"`},
-		{[]string{"tenants", "activate", "--reason", "x", "acme"}, "flag provided but not defined: -reason"},
+		{[]string{"tenants", "activate", "--reason", "x", "acme"}, "tenants activate: unknown flag: --reason"},
+		{[]string{"tenants", "activate", "acme", "--reason", "x"}, "tenants activate: unknown flag: --reason"},
 		{[]string{"tenants", "create", "--name", "Acme"}, "tenants create: missing --identifier"},
 		{[]string{"tenants", "create", "--identifier", "Bad_One"}, `invalid tenant identifier "Bad_One"`},
 		{[]string{"tenants", "create", "--identifier", "acme"}, "tenants create: missing --name"},
@@ -186,14 +199,15 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"tenants", "create", "--identifier", "acme", "--name", strings.Repeat("n", 201)}, "invalid tenant name"},
 		{[]string{"tenants", "create", "--identifier", "acme", "--name", "A", "extra"}, `unexpected argument "extra"`},
 		{[]string{"migrate", "--concurrency", "-1"}, "migrate: --concurrency must be at least 1"},
-		{[]string{"migrate", "--concurrency", "many"}, `invalid value "many" for flag -concurrency`},
+		{[]string{"migrate", "--concurrency", "many"}, `migrate: invalid argument "many" for "--concurrency" flag`},
 		{[]string{"migrate", "--tenant", "NOPE"}, `invalid tenant identifier "NOPE"`},
 		{[]string{"migrate", "up"}, `migrate: unexpected argument "up"`},
-		{[]string{"migrate", "--dry-run", "status"}, "migrate status: --tenant, --concurrency and --dry-run apply to migrate"},
+		{[]string{"migrate", "--dry-run", "status"}, "migrate status: unknown flag: --dry-run"},
 		{[]string{"migrate", "status", "acme"}, `migrate status: unexpected argument "acme"`},
-		{[]string{"migrate", "status", "--tenant", "acme"}, "migrate status: flag provided but not defined: -tenant"},
+		{[]string{"migrate", "status", "--tenant", "acme"}, "migrate status: unknown flag: --tenant"},
 		{[]string{"doctor", "now"}, `doctor: unexpected argument "now"`},
-		{[]string{"doctor", "--fix"}, "doctor: flag provided but not defined: -fix"},
+		{[]string{"doctor", "--fix"}, "doctor: unknown flag: --fix"},
+		{[]string{"tenants", "alias"}, "tenants alias: missing command: add or remove"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -212,19 +226,25 @@ func TestHelp(t *testing.T) {
 	tests := []struct {
 		args []string
 		want []string
+		// not are what the help must not say, such as the top-level
+		// header in a command's help.
+		not []string
 	}{
-		{[]string{"help"}, []string{"usage: testcli <command>", "tenants create --identifier X --name N", "migrate status", "doctor", "Exit status: 0 success, 1 failure, 2 usage error."}},
-		{[]string{"-h"}, []string{"usage: testcli <command>"}},
-		{[]string{"--help"}, []string{"usage: testcli <command>"}},
-		{[]string{"help", "tenants"}, []string{"usage: testcli tenants <command>", "purge [--force] IDENTIFIER"}},
-		{[]string{"tenants", "--help"}, []string{"usage: testcli tenants <command>"}},
-		{[]string{"help", "tenants", "create"}, []string{"usage: testcli tenants create --identifier X", "--domain DOMAIN", "--identifier IDENTIFIER", "--json"}},
-		{[]string{"tenants", "list", "-h"}, []string{"usage: testcli tenants list [--status S]", "--status STATUS", "--database-url URL", "--redis-url URL"}},
-		{[]string{"tenants", "suspend", "--help"}, []string{"--reason REASON"}},
-		{[]string{"help", "migrate"}, []string{"usage: testcli migrate [--tenant IDENTIFIER] [--concurrency N] [--dry-run]", "--concurrency N", "--dry-run"}},
-		{[]string{"help", "migrate", "status"}, []string{"usage: testcli migrate status"}},
-		{[]string{"doctor", "-h"}, []string{"usage: testcli doctor"}},
-		{[]string{"help", "nonsense"}, []string{"usage: testcli <command>"}},
+		{[]string{"help"}, []string{"Usage:\n  testcli <command> [flags]", "tenants ", "migrate ", "doctor ", "setup ", "completion ", "Exit status: 0 success, 1 failure, 2 usage error."}, nil},
+		{[]string{"-h"}, []string{"Usage:\n  testcli <command> [flags]"}, nil},
+		{[]string{"--help"}, []string{"Usage:\n  testcli <command> [flags]"}, nil},
+		{[]string{"help", "tenants"}, []string{"Usage:\n  testcli tenants <command> [flags]", "purge ", "retry ", "domain ", "alias "}, []string{"Exit status"}},
+		{[]string{"tenants", "--help"}, []string{"Usage:\n  testcli tenants <command> [flags]"}, nil},
+		{[]string{"help", "tenants", "create"}, []string{"testcli tenants create --identifier X --name N [flags]", "--domain DOMAIN", "--identifier IDENTIFIER", "--json"}, []string{"Exit status", "Commands:"}},
+		{[]string{"tenants", "list", "-h"}, []string{"Usage:\n  testcli tenants list [flags]", "--status STATUS", "--database-url URL", "--redis-url URL"}, nil},
+		{[]string{"help", "tenants", "suspend"}, []string{"Usage:\n  testcli tenants suspend IDENTIFIER [flags]", "--reason REASON"}, []string{"testcli: administer", "Exit status", "Commands:"}},
+		{[]string{"tenants", "purge", "--help"}, []string{"--force", "--yes", "typed again"}, nil},
+		{[]string{"help", "migrate"}, []string{"Usage:\n  testcli migrate [flags]\n  testcli migrate <command> [flags]", "--concurrency N", "--dry-run", "status "}, nil},
+		{[]string{"help", "migrate", "status"}, []string{"Usage:\n  testcli migrate status [flags]"}, nil},
+		{[]string{"doctor", "-h"}, []string{"Usage:\n  testcli doctor [flags]"}, nil},
+		{[]string{"help", "setup"}, []string{"--apply", "--admin-url URL", "tenancy_tenant"}, nil},
+		{[]string{"help", "tenants", "domain"}, []string{"_tenancy-challenge.<domain>", "verify "}, nil},
+		{[]string{"help", "nonsense"}, []string{"Usage:\n  testcli <command> [flags]"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -237,10 +257,40 @@ func TestHelp(t *testing.T) {
 					t.Errorf("help does not contain %q:\n%s", w, r.stdout)
 				}
 			}
+			for _, w := range tt.not {
+				if strings.Contains(r.stdout, w) {
+					t.Errorf("help contains %q:\n%s", w, r.stdout)
+				}
+			}
 			if h.opened != 0 {
 				t.Errorf("Open was called for help")
 			}
 		})
+	}
+}
+
+// TestFlagsAfterArguments checks that flags may follow the arguments, as
+// in git, kubectl and other cobra-based tools, and that "--" ends them.
+func TestFlagsAfterArguments(t *testing.T) {
+	t.Parallel()
+	store := seeded(t)
+	h := storeHarness(t, store, true)
+	r := h.run("tenants", "suspend", "acme-corp", "--reason", "unpaid")
+	r.wantOK(t)
+	if got, _ := store.GetByIdentifier(context.Background(), "acme-corp"); got.Status != tenancy.StatusSuspended || got.StatusReason != "unpaid" {
+		t.Errorf("after suspend with a trailing flag: %s (%q)", got.Status, got.StatusReason)
+	}
+	r = h.run("tenants", "show", "acme-corp", "--json")
+	r.wantOK(t)
+	var got tenancy.Tenant
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.Identifier != "acme-corp" {
+		t.Errorf("show IDENTIFIER --json = %q, %v", r.stdout, err)
+	}
+	r = h.run("--json", "tenants", "list", "--status", "suspended")
+	r.wantOK(t)
+	var listed []tenancy.Tenant
+	if err := json.Unmarshal([]byte(r.stdout), &listed); err != nil || len(listed) != 2 {
+		t.Errorf("--json before the command: %q, %v", r.stdout, err)
 	}
 }
 
@@ -254,12 +304,13 @@ func TestConnect(t *testing.T) {
 		args        []string
 		db, redis   string
 		concurrency int
+		readOnly    bool
 	}{
-		{"environment", map[string]string{"DATABASE_URL": "postgres://env/db", "REDIS_URL": "redis://env"}, []string{"tenants", "list"}, "postgres://env/db", "redis://env", 0},
-		{"global flags", map[string]string{"DATABASE_URL": "postgres://env/db"}, []string{"--database-url", "postgres://global/db", "--redis-url", "redis://global", "tenants", "list"}, "postgres://global/db", "redis://global", 0},
-		{"command flags", map[string]string{"DATABASE_URL": "postgres://env/db"}, []string{"--database-url", "postgres://global/db", "tenants", "list", "--database-url", "postgres://cmd/db"}, "postgres://cmd/db", "", 0},
-		{"unset", nil, []string{"doctor"}, "", "", 0},
-		{"concurrency", nil, []string{"migrate", "--concurrency", "7", "--database-url", "sqlite:x.db"}, "sqlite:x.db", "", 7},
+		{"environment", map[string]string{"DATABASE_URL": "postgres://env/db", "REDIS_URL": "redis://env"}, []string{"tenants", "list"}, "postgres://env/db", "redis://env", 0, true},
+		{"global flags", map[string]string{"DATABASE_URL": "postgres://env/db"}, []string{"--database-url", "postgres://global/db", "--redis-url", "redis://global", "tenants", "list"}, "postgres://global/db", "redis://global", 0, true},
+		{"command flags", map[string]string{"DATABASE_URL": "postgres://env/db"}, []string{"--database-url", "postgres://global/db", "tenants", "suspend", "acme", "--database-url", "postgres://cmd/db"}, "postgres://cmd/db", "", 0, false},
+		{"unset", nil, []string{"doctor"}, "", "", 0, true},
+		{"concurrency", nil, []string{"migrate", "--concurrency", "7", "--database-url", "sqlite:x.db"}, "sqlite:x.db", "", 7, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -271,7 +322,7 @@ func TestConnect(t *testing.T) {
 				h.env[k] = v
 			}
 			h.run(tt.args...).wantError(t, admin.ExitFailure, "stop here")
-			want := admin.Connect{DatabaseURL: tt.db, RedisURL: tt.redis, Concurrency: tt.concurrency}
+			want := admin.Connect{DatabaseURL: tt.db, RedisURL: tt.redis, Concurrency: tt.concurrency, ReadOnly: tt.readOnly}
 			if h.connect != want {
 				t.Errorf("Open got %+v, want %+v", h.connect, want)
 			}
@@ -421,7 +472,7 @@ func TestStatusChangesWithoutLifecycle(t *testing.T) {
 	}
 
 	// A failed tenant needs provisioning again, not activation.
-	h.run("tenants", "activate", "gone-co").wantError(t, admin.ExitFailure, `tenant "gone-co" is failed: its provisioning must be run again`)
+	h.run("tenants", "activate", "gone-co").wantError(t, admin.ExitFailure, `tenant "gone-co" is failed: run "testcli tenants retry gone-co" to provision it again`)
 	if g, _ := store.GetByIdentifier(ctx, "gone-co"); g.Status != tenancy.StatusFailed {
 		t.Errorf("failed tenant became %s", g.Status)
 	}

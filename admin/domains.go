@@ -11,75 +11,38 @@ import (
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/customdomain"
+	"github.com/spf13/cobra"
 )
 
-func (r *runner) domainUsage() string {
-	return strings.ReplaceAll(`usage: NAME tenants domain <command> [flags] IDENTIFIER [DOMAIN]
-
-Custom domains are host names outside the service's base domain, such as
+func (r *runner) domainCmd() *cobra.Command {
+	sub := func(name, args, short string, second string, check func(string) (string, error), write bool, do domainFunc) *cobra.Command {
+		c := &cobra.Command{Use: name + " " + args, Short: short}
+		r.tenantAnd(c, second, check, write, do)
+		return c
+	}
+	return r.group("domain", "add, verify, remove and list a tenant's custom domains", `Custom domains are host names outside the service's base domain, such as
 app.acme.com. One is added unverified, with a token to publish in a DNS TXT
 record at _tenancy-challenge.<domain>; verify checks the record and, when it
-holds the token, marks the domain verified: only then does it resolve.
-
-Commands:
-  add IDENTIFIER DOMAIN      add an unverified custom domain and print its record
-  verify IDENTIFIER DOMAIN   check the domain's TXT record and mark it verified
-  remove IDENTIFIER DOMAIN   remove a custom domain, verified or not
-  list IDENTIFIER            list the tenant's custom domains and their state
-`, "NAME", r.name)
+holds the token, marks the domain verified: only then does it resolve.`, "add, verify, remove or list",
+		sub("add", "IDENTIFIER DOMAIN", "add an unverified custom domain and print its record", "DOMAIN", checkDomainArg, true, (*runner).domainAdd),
+		sub("verify", "IDENTIFIER DOMAIN", "check the domain's TXT record and mark it verified", "DOMAIN", checkDomainArg, true, (*runner).domainVerify),
+		sub("remove", "IDENTIFIER DOMAIN", "remove a custom domain, verified or not", "DOMAIN", checkDomainArg, true, (*runner).domainRemove),
+		sub("list", "IDENTIFIER", "list the tenant's custom domains and their state", "", nil, false, (*runner).domainList),
+	)
 }
 
-func (r *runner) aliasUsage() string {
-	return strings.ReplaceAll(`usage: NAME tenants alias <command> [flags] IDENTIFIER ALIAS
-
-An alias is one more name of a tenant under the service's base domain, such
+func (r *runner) aliasCmd() *cobra.Command {
+	sub := func(name, short string, do domainFunc) *cobra.Command {
+		c := &cobra.Command{Use: name + " IDENTIFIER ALIAS", Short: short}
+		r.tenantAnd(c, "ALIAS", checkAliasArg, true, do)
+		return c
+	}
+	return r.group("alias", "add and remove a tenant's aliases", `An alias is one more name of a tenant under the service's base domain, such
 as "acme" for acme-corp (acme.<base domain>). Aliases and identifiers share
-one namespace: no alias equals another alias or any tenant's identifier.
-
-Commands:
-  add IDENTIFIER ALIAS
-  remove IDENTIFIER ALIAS
-`, "NAME", r.name)
-}
-
-func (r *runner) parseDomain(args []string) (*invocation, error) {
-	if len(args) == 0 {
-		return nil, usagef("tenants domain: missing command: add, verify, remove or list (run %q)", r.name+" help tenants domain")
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		return nil, &errHelp{text: r.domainUsage()}
-	case "add":
-		c := r.command("tenants domain add", "tenants domain add IDENTIFIER DOMAIN")
-		return r.tenantAnd(c, args[1:], "DOMAIN", checkDomainArg, true, (*runner).domainAdd)
-	case "verify":
-		c := r.command("tenants domain verify", "tenants domain verify IDENTIFIER DOMAIN")
-		return r.tenantAnd(c, args[1:], "DOMAIN", checkDomainArg, true, (*runner).domainVerify)
-	case "remove":
-		c := r.command("tenants domain remove", "tenants domain remove IDENTIFIER DOMAIN")
-		return r.tenantAnd(c, args[1:], "DOMAIN", checkDomainArg, true, (*runner).domainRemove)
-	case "list":
-		c := r.command("tenants domain list", "tenants domain list IDENTIFIER")
-		return r.tenantAnd(c, args[1:], "", nil, false, (*runner).domainList)
-	}
-	return nil, usagef("tenants domain: unknown command %s (run %q)", quote(args[0]), r.name+" help tenants domain")
-}
-
-func (r *runner) parseAlias(args []string) (*invocation, error) {
-	if len(args) == 0 {
-		return nil, usagef("tenants alias: missing command: add or remove (run %q)", r.name+" help tenants alias")
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		return nil, &errHelp{text: r.aliasUsage()}
-	case "add":
-		c := r.command("tenants alias add", "tenants alias add IDENTIFIER ALIAS")
-		return r.tenantAnd(c, args[1:], "ALIAS", checkAliasArg, true, (*runner).aliasAdd)
-	case "remove":
-		c := r.command("tenants alias remove", "tenants alias remove IDENTIFIER ALIAS")
-		return r.tenantAnd(c, args[1:], "ALIAS", checkAliasArg, true, (*runner).aliasRemove)
-	}
-	return nil, usagef("tenants alias: unknown command %s (run %q)", quote(args[0]), r.name+" help tenants alias")
+one namespace: no alias equals another alias or any tenant's identifier.`, "add or remove",
+		sub("add", "add an alias", (*runner).aliasAdd),
+		sub("remove", "remove an alias", (*runner).aliasRemove),
+	)
 }
 
 func checkDomainArg(s string) (string, error) {
@@ -98,49 +61,55 @@ func checkAliasArg(s string) (string, error) {
 	return a, nil
 }
 
-// tenantAnd finishes parsing a command on one tenant and, when second
-// names it, one more argument that check normalizes. At run time the
-// tenant is looked up and handed to do with that argument. A write is
-// refused before the lookup when it could not reach a running server.
-func (r *runner) tenantAnd(c *command, args []string, second string, check func(string) (string, error), write bool,
-	do func(*runner, context.Context, *Env, *command, *tenancy.Tenant, string) error) (*invocation, error) {
+// domainFunc runs a command on a tenant and one more argument.
+type domainFunc func(r *runner, ctx context.Context, env *Env, t *tenancy.Tenant, value string) error
+
+// tenantAnd finishes a command on one tenant and, when second names it,
+// one more argument that check normalizes. At run time the tenant is
+// looked up and handed to do with that argument. A write is refused before
+// the lookup when it could not reach a running server.
+func (r *runner) tenantAnd(c *cobra.Command, second string, check func(string) (string, error), write bool, do domainFunc) {
 	names := []string{"IDENTIFIER"}
 	if second != "" {
 		names = append(names, second)
 	}
-	rest, err := c.parse(args, names...)
-	if err != nil {
-		return nil, err
-	}
-	identifier := rest[0]
-	if err := validIdentifier(identifier); err != nil {
-		return nil, err
-	}
-	var value string
-	if second != "" {
-		if value, err = check(rest[1]); err != nil {
-			return nil, err
-		}
-	}
-	return &invocation{connect: c.connect(), run: func(ctx context.Context, env *Env) error {
-		if env.Store == nil {
-			return errNoStore
-		}
-		if write && !env.Persistent {
-			return errInMemory
-		}
-		t, err := lookupTenant(ctx, env, identifier)
-		if err != nil {
+	c.Args = r.positional(names...)
+	c.ValidArgsFunction = r.completeTenants
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		identifier := args[0]
+		if err := validIdentifier(identifier); err != nil {
 			return err
 		}
-		if err := do(r, ctx, env, c, t, value); err != nil {
-			if errors.Is(err, tenancy.ErrTenantNotFound) {
-				return fmt.Errorf("tenant %q not found", identifier)
+		var value string
+		if second != "" {
+			var err error
+			if value, err = check(args[1]); err != nil {
+				return err
 			}
-			return err
 		}
-		return nil
-	}}, nil
+		ctx := cmd.Context()
+		conn := r.connect()
+		conn.ReadOnly = !write
+		return r.withEnv(ctx, conn, func(env *Env) error {
+			if env.Store == nil {
+				return errNoStore
+			}
+			if write && !env.Persistent {
+				return errInMemory
+			}
+			t, err := lookupTenant(ctx, env, identifier)
+			if err != nil {
+				return err
+			}
+			if err := do(r, ctx, env, t, value); err != nil {
+				if errors.Is(err, tenancy.ErrTenantNotFound) {
+					return fmt.Errorf("tenant %q not found", identifier)
+				}
+				return err
+			}
+			return nil
+		})
+	}
 }
 
 // domainManager returns the custom domain manager of env, or why there is none.
@@ -151,7 +120,7 @@ func domainManager(env *Env) (customdomain.Manager, error) {
 	return customdomain.Manager{Store: env.Store, BaseDomain: env.BaseDomain, Resolver: env.DNS}, nil
 }
 
-func (r *runner) domainAdd(ctx context.Context, env *Env, c *command, t *tenancy.Tenant, domain string) error {
+func (r *runner) domainAdd(ctx context.Context, env *Env, t *tenancy.Tenant, domain string) error {
 	m, err := domainManager(env)
 	if err != nil {
 		return err
@@ -160,7 +129,7 @@ func (r *runner) domainAdd(ctx context.Context, env *Env, c *command, t *tenancy
 	if err != nil {
 		return err
 	}
-	if c.json {
+	if r.json {
 		return writeJSON(r.stdout, d)
 	}
 	if d.Verified() {
@@ -173,7 +142,7 @@ func (r *runner) domainAdd(ctx context.Context, env *Env, c *command, t *tenancy
 	return nil
 }
 
-func (r *runner) domainVerify(ctx context.Context, env *Env, c *command, t *tenancy.Tenant, domain string) error {
+func (r *runner) domainVerify(ctx context.Context, env *Env, t *tenancy.Tenant, domain string) error {
 	m, err := domainManager(env)
 	if err != nil {
 		return err
@@ -185,14 +154,14 @@ func (r *runner) domainVerify(ctx context.Context, env *Env, c *command, t *tena
 	if err != nil {
 		return err
 	}
-	if c.json {
+	if r.json {
 		return writeJSON(r.stdout, d)
 	}
 	fmt.Fprintf(r.stdout, "%s is verified for %s\n", d.Name, t.Identifier)
 	return nil
 }
 
-func (r *runner) domainRemove(ctx context.Context, env *Env, c *command, t *tenancy.Tenant, domain string) error {
+func (r *runner) domainRemove(ctx context.Context, env *Env, t *tenancy.Tenant, domain string) error {
 	held, err := env.Store.ListDomains(ctx, t.ID)
 	if err != nil {
 		return fmt.Errorf("list domains of %q: %w", t.Identifier, err)
@@ -207,19 +176,19 @@ func (r *runner) domainRemove(ctx context.Context, env *Env, c *command, t *tena
 	if err != nil {
 		return err
 	}
-	if c.json {
+	if r.json {
 		return writeJSON(r.stdout, held[i])
 	}
 	fmt.Fprintf(r.stdout, "removed %s from %s\n", domain, t.Identifier)
 	return nil
 }
 
-func (r *runner) domainList(ctx context.Context, env *Env, c *command, t *tenancy.Tenant, _ string) error {
+func (r *runner) domainList(ctx context.Context, env *Env, t *tenancy.Tenant, _ string) error {
 	held, err := env.Store.ListDomains(ctx, t.ID)
 	if err != nil {
 		return fmt.Errorf("list domains of %q: %w", t.Identifier, err)
 	}
-	if c.json {
+	if r.json {
 		return writeJSON(r.stdout, held)
 	}
 	if len(held) == 0 {
@@ -243,7 +212,7 @@ func (r *runner) domainList(ctx context.Context, env *Env, c *command, t *tenanc
 	return tw.Flush()
 }
 
-func (r *runner) aliasAdd(ctx context.Context, env *Env, c *command, t *tenancy.Tenant, alias string) error {
+func (r *runner) aliasAdd(ctx context.Context, env *Env, t *tenancy.Tenant, alias string) error {
 	out := t
 	if !slices.Contains(t.Aliases, alias) {
 		aliases := append(slices.Clone(t.Aliases), alias)
@@ -252,14 +221,14 @@ func (r *runner) aliasAdd(ctx context.Context, env *Env, c *command, t *tenancy.
 			return err
 		}
 	}
-	if c.json {
+	if r.json {
 		return writeJSON(r.stdout, out)
 	}
 	fmt.Fprintf(r.stdout, "%s answers to the alias %s\n", out.Identifier, alias)
 	return nil
 }
 
-func (r *runner) aliasRemove(ctx context.Context, env *Env, c *command, t *tenancy.Tenant, alias string) error {
+func (r *runner) aliasRemove(ctx context.Context, env *Env, t *tenancy.Tenant, alias string) error {
 	if !slices.Contains(t.Aliases, alias) {
 		return fmt.Errorf("tenant %q has no alias %s", t.Identifier, alias)
 	}
@@ -268,7 +237,7 @@ func (r *runner) aliasRemove(ctx context.Context, env *Env, c *command, t *tenan
 	if err != nil {
 		return err
 	}
-	if c.json {
+	if r.json {
 		return writeJSON(r.stdout, out)
 	}
 	fmt.Fprintf(r.stdout, "removed the alias %s from %s\n", alias, out.Identifier)

@@ -160,7 +160,9 @@ func TestCreateAndPurge(t *testing.T) {
 	}
 	h.run("tenants", "purge", "acme-corp").wantError(t, admin.ExitFailure, `tenant "acme-corp" not found`)
 
-	r = h.run("tenants", "purge", "--force", "--json", "beta")
+	// Without a terminal, an active tenant is purged only with --yes too.
+	h.run("tenants", "purge", "--force", "beta").wantError(t, admin.ExitFailure, `tenant "beta" is active: purging it needs --yes as well as --force`)
+	r = h.run("tenants", "purge", "beta", "--force", "--yes", "--json")
 	r.wantOK(t)
 	var purged tenancy.Tenant
 	if err := json.Unmarshal([]byte(r.stdout), &purged); err != nil || purged.Identifier != "beta" {
@@ -188,8 +190,41 @@ func TestLifecycleTransitions(t *testing.T) {
 	}
 }
 
-// resultLine matches a plain progress line: "acme  1 -> 2  migrated  3ms".
-var resultLine = regexp.MustCompile(`^([a-z0-9-]+)  (\d+) -> (\d+)  ([a-z]+)  [0-9.]+[µmn]?s(  .*)?$`)
+// resultRow matches a row of migrate's table:
+// "acme  file/acme  1  2  migrated  3ms  -", columns aligned.
+var resultRow = regexp.MustCompile(`^([a-z0-9-]+) +(\S+) +(\d+) +(\d+) +([a-z]+) +[0-9.]+[µmn]?s +(.*)$`)
+
+// migrateTable checks migrate's plain output: a header, a row per target
+// with every column starting at the same offset, and a summary. It returns
+// the rows by tenant as "from->to status", and the summary.
+func migrateTable(t *testing.T, out string) (rows map[string]string, errs map[string]string, summary string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "TENANT ") {
+		t.Fatalf("migrate printed no table:\n%s", out)
+	}
+	header := lines[0]
+	cols := []int{}
+	for _, name := range []string{"TARGET", "FROM", "TO", "STATUS", "DURATION", "ERROR"} {
+		cols = append(cols, strings.Index(header, " "+name+" ")+1)
+	}
+	cols[len(cols)-1] = strings.Index(header, " ERROR") + 1
+	rows, errs = map[string]string{}, map[string]string{}
+	for _, l := range lines[1 : len(lines)-1] {
+		m := resultRow.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("row %q does not match %s", l, resultRow)
+		}
+		for _, c := range cols {
+			if c <= 0 || c >= len(l) || l[c-1] != ' ' || l[c] == ' ' {
+				t.Errorf("row %q is not aligned with the header %q at column %d", l, header, c)
+			}
+		}
+		rows[m[1]] = m[3] + "->" + m[4] + " " + m[5]
+		errs[m[1]] = m[6]
+	}
+	return rows, errs, lines[len(lines)-1]
+}
 
 func TestMigrate(t *testing.T) {
 	t.Parallel()
@@ -206,7 +241,8 @@ func TestMigrate(t *testing.T) {
 
 	r := v2.run("migrate", "--dry-run")
 	r.wantOK(t)
-	if !strings.Contains(r.stdout, "acme  1 -> 2  pending  ") || !strings.HasSuffix(r.stdout, "(dry run: nothing applied)\n") || !strings.Contains(r.stdout, "3 targets: 3 pending in ") {
+	rows, _, sum := migrateTable(t, r.stdout)
+	if rows["acme"] != "1->2 pending" || !strings.HasSuffix(sum, "(dry run: nothing applied)") || !strings.HasPrefix(sum, "3 targets: 3 pending in ") {
 		t.Errorf("dry run printed:\n%s", r.stdout)
 	}
 	if app.hasTable(t, "acme", "tags") {
@@ -218,26 +254,15 @@ func TestMigrate(t *testing.T) {
 		t.Errorf("migrate with a failed target exit %d, want 1", r.code)
 	}
 	r.wantOneLine(t, `migrate: 1 of 3 targets failed: bad-co (run "testcli migrate" again to retry them)`)
-	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("migrate printed %d lines, want 3 targets and a summary:\n%s", len(lines), r.stdout)
+	rows, errs, sum := migrateTable(t, r.stdout)
+	if want := map[string]string{"acme": "1->2 migrated", "bad-co": "1->1 failed", "zeta": "1->2 migrated"}; !equalMaps(rows, want) {
+		t.Errorf("targets %v, want %v", rows, want)
 	}
-	got := map[string]string{}
-	for _, l := range lines[:3] {
-		m := resultLine.FindStringSubmatch(l)
-		if m == nil {
-			t.Fatalf("progress line %q does not match %s", l, resultLine)
-		}
-		got[m[1]] = m[2] + "->" + m[3] + " " + m[4]
-		if m[1] == "bad-co" && !strings.Contains(m[5], "tags") {
-			t.Errorf("failed line %q does not say why", l)
-		}
+	if !strings.Contains(errs["bad-co"], "tags") || errs["acme"] != "-" {
+		t.Errorf("errors %q", errs)
 	}
-	if want := map[string]string{"acme": "1->2 migrated", "bad-co": "1->1 failed", "zeta": "1->2 migrated"}; !equalMaps(got, want) {
-		t.Errorf("targets %v, want %v", got, want)
-	}
-	if !regexp.MustCompile(`^3 targets: 2 migrated, 1 failed in [0-9.]+[µm]?s$`).MatchString(lines[3]) {
-		t.Errorf("summary %q", lines[3])
+	if !regexp.MustCompile(`^3 targets: 2 migrated, 1 failed in [0-9.]+[µm]?s$`).MatchString(sum) {
+		t.Errorf("summary %q", sum)
 	}
 	if !app.hasTable(t, "acme", "tags") || !app.hasTable(t, "zeta", "tags") {
 		t.Error("one tenant's failure stopped the others")
@@ -263,7 +288,7 @@ func TestMigrate(t *testing.T) {
 	}
 	r = v2.run("migrate", "--tenant", "bad-co")
 	r.wantOK(t)
-	if !strings.HasPrefix(r.stdout, "bad-co  1 -> 2  migrated  ") || !strings.Contains(r.stdout, "\n1 target: 1 migrated in ") {
+	if rows, _, sum := migrateTable(t, r.stdout); len(rows) != 1 || rows["bad-co"] != "1->2 migrated" || !strings.HasPrefix(sum, "1 target: 1 migrated in ") {
 		t.Errorf("migrate --tenant printed:\n%s", r.stdout)
 	}
 	r = v2.run("migrate")

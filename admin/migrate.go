@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,112 +11,133 @@ import (
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/migrate"
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 )
 
 var errNoMigrations = errors.New("this binary has no migrations")
 
-func (r *runner) parseMigrate(args []string) (*invocation, error) {
-	if len(args) > 0 && args[0] == "status" {
-		c := r.command("migrate status", "migrate status")
-		if _, err := c.parse(args[1:]); err != nil {
-			return nil, err
-		}
-		return r.migrateStatus(c), nil
-	}
-	c := r.command("migrate", "migrate [--tenant IDENTIFIER] [--concurrency N] [--dry-run]\n       "+r.name+" migrate status")
+func (r *runner) migrateCmd() *cobra.Command {
 	var (
 		opts        migrate.Options
 		concurrency int
 	)
-	c.fs.StringVar(&opts.Tenant, "tenant", "", "migrate only the targets of the tenant with this `IDENTIFIER`")
-	c.fs.IntVar(&concurrency, "concurrency", 0, "migrate `N` targets at once (default: the application's)")
-	c.fs.BoolVar(&opts.DryRun, "dry-run", false, "report what would be applied, apply nothing")
-	rest, err := c.parseFlags(args)
-	if err != nil {
-		return nil, err
+	c := &cobra.Command{
+		Use:   "migrate",
+		Short: "apply the migrations to every target (status: show where each stands)",
+		Long: `Apply the application's migrations to every target: the shared tables, and
+each tenant's schema, database or file. One target's failure never stops
+the others; run migrate again to retry the failed ones.
+
+On a terminal a progress bar shows the run, with failed targets above it;
+otherwise an aligned table lists every target. A summary line ends the
+output.`,
+		Args: r.positional(),
 	}
-	if len(rest) > 0 && rest[0] == "status" {
-		// "migrate --json status": the shared flags may come first.
-		if opts.Tenant != "" || concurrency != 0 || opts.DryRun {
-			return nil, usagef("migrate status: --tenant, --concurrency and --dry-run apply to migrate, not to its status")
-		}
-		if err := c.checkArgs(rest[1:]); err != nil {
-			return nil, err
-		}
-		return r.migrateStatus(c), nil
-	}
-	if err := c.checkArgs(rest); err != nil {
-		return nil, err
-	}
-	if opts.Tenant != "" {
-		if err := validIdentifier(opts.Tenant); err != nil {
-			return nil, err
-		}
-	}
-	if concurrency < 0 {
-		return nil, usagef("migrate: --concurrency must be at least 1")
-	}
-	connect := c.connect()
-	connect.Concurrency = concurrency
-	return &invocation{connect: connect, run: func(ctx context.Context, env *Env) error {
-		if env.Migrator == nil {
-			return errNoMigrations
-		}
-		p := &progress{w: r.stdout, quiet: c.json, terminal: r.isTerminal(r.stdout)}
-		opts.Progress = p.step
-		report, err := env.Migrator.Up(ctx, opts)
-		p.finish(report != nil)
-		if report == nil {
-			if err == nil {
-				err = errors.New("migrate: no report")
-			}
-			if opts.Tenant != "" && errors.Is(err, tenancy.ErrTenantNotFound) {
-				return fmt.Errorf("tenant %q not found", opts.Tenant)
-			}
-			return err
-		}
-		if c.json {
-			if err := writeJSON(r.stdout, report); err != nil {
+	f := c.Flags()
+	f.StringVar(&opts.Tenant, "tenant", "", "migrate only the targets of the tenant with this `IDENTIFIER`")
+	f.IntVar(&concurrency, "concurrency", 0, "migrate `N` targets at once (default: the application's)")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "report what would be applied, apply nothing")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		if opts.Tenant != "" {
+			if err := validIdentifier(opts.Tenant); err != nil {
 				return err
 			}
-		} else {
-			suffix := ""
-			if opts.DryRun {
-				suffix = " (dry run: nothing applied)"
+		}
+		if concurrency < 0 {
+			return usagef("migrate: --concurrency must be at least 1")
+		}
+		ctx := cmd.Context()
+		connect := r.connect()
+		connect.Concurrency = concurrency
+		return r.withEnv(ctx, connect, func(env *Env) error {
+			if env.Migrator == nil {
+				return errNoMigrations
 			}
-			fmt.Fprintf(r.stdout, "%s in %s%s\n", summary(report), formatDuration(report.Duration), suffix)
-		}
-		if failed := report.Failed(); len(failed) > 0 {
-			return failedTargets(r.name, failed, len(report.Results))
-		}
-		return err
-	}}, nil
+			p := &progress{w: r.stdout, enabled: !r.json && r.isTerminal(r.stdout)}
+			opts.Progress = p.step
+			report, err := env.Migrator.Up(ctx, opts)
+			p.finish(report != nil)
+			if report == nil {
+				if err == nil {
+					err = errors.New("migrate: no report")
+				}
+				if opts.Tenant != "" && errors.Is(err, tenancy.ErrTenantNotFound) {
+					return fmt.Errorf("tenant %q not found", opts.Tenant)
+				}
+				return err
+			}
+			if r.json {
+				if err := writeJSON(r.stdout, report); err != nil {
+					return err
+				}
+			} else {
+				if !p.enabled {
+					printResults(r.stdout, report.Results)
+				}
+				suffix := ""
+				if opts.DryRun {
+					suffix = " (dry run: nothing applied)"
+				}
+				fmt.Fprintf(r.stdout, "%s in %s%s\n", summary(report), formatDuration(report.Duration), suffix)
+			}
+			if failed := report.Failed(); len(failed) > 0 {
+				return failedTargets(r.name, failed, len(report.Results))
+			}
+			return err
+		})
+	}
+	c.AddCommand(r.migrateStatusCmd())
+	return c
 }
 
-func (r *runner) migrateStatus(c *command) *invocation {
-	return &invocation{connect: c.connect(), run: func(ctx context.Context, env *Env) error {
-		if env.Migrator == nil {
-			return errNoMigrations
-		}
-		report, err := env.Migrator.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if c.json {
-			return writeJSON(r.stdout, report)
-		}
-		if len(report.Results) > 0 {
-			tw := tabwriter.NewWriter(r.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "TENANT\tTARGET\tVERSION\tLATEST\tSTATUS\tERROR")
-			for _, res := range report.Results {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", orDash(res.Identifier), clean(res.Target), res.From,
-					report.Latest, res.Status, orDash(oneLine(res.Error)))
-			}
-			_ = tw.Flush()
-		}
-		fmt.Fprintln(r.stdout, summary(report))
-		return nil
-	}}
+func (r *runner) migrateStatusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "show each target's version and state; apply nothing",
+		Args:  r.positional(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			conn := r.connect()
+			conn.ReadOnly = true
+			return r.withEnv(ctx, conn, func(env *Env) error {
+				if env.Migrator == nil {
+					return errNoMigrations
+				}
+				report, err := env.Migrator.Status(ctx)
+				if err != nil {
+					return err
+				}
+				if r.json {
+					return writeJSON(r.stdout, report)
+				}
+				if len(report.Results) > 0 {
+					tw := tabwriter.NewWriter(r.stdout, 0, 0, 2, ' ', 0)
+					fmt.Fprintln(tw, "TENANT\tTARGET\tVERSION\tLATEST\tSTATUS\tERROR")
+					for _, res := range report.Results {
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", orDash(res.Identifier), clean(res.Target), res.From,
+							report.Latest, res.Status, orDash(oneLine(res.Error)))
+					}
+					_ = tw.Flush()
+				}
+				fmt.Fprintln(r.stdout, summary(report))
+				return nil
+			})
+		},
+	}
+}
+
+// printResults prints a run's results as an aligned table.
+func printResults(w io.Writer, results []migrate.Result) {
+	if len(results) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TENANT\tTARGET\tFROM\tTO\tSTATUS\tDURATION\tERROR")
+	for _, res := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", orDash(res.Identifier), clean(res.Target), res.From, res.To,
+			res.Status, formatDuration(res.Duration), orDash(oneLine(res.Error)))
+	}
+	_ = tw.Flush()
 }
 
 // failedTargets is the error line of a run with failed targets.
@@ -161,7 +181,8 @@ func summary(report *migrate.Report) string {
 	return fmt.Sprintf("%d %s: %s", n, noun, strings.Join(parts, ", "))
 }
 
-// resultLine is one finished target: "acme-corp  1 -> 5  migrated  42ms".
+// resultLine is one failed target, printed above the progress bar:
+// "acme-corp  1 -> 5  failed  42ms  <error>".
 func resultLine(res migrate.Result) string {
 	line := fmt.Sprintf("%s  %d -> %d  %s  %s", targetName(res), res.From, res.To, res.Status, formatDuration(res.Duration))
 	if res.Error != "" {
@@ -170,38 +191,35 @@ func resultLine(res migrate.Result) string {
 	return line
 }
 
-// progress shows targets as they finish: a bar on a terminal, a line per
-// target otherwise, nothing under --json.
+// progress draws a bar on a terminal as targets finish, with failed
+// targets above it; it draws nothing when not enabled.
 type progress struct {
-	w               io.Writer
-	quiet, terminal bool
-	bar             *progressbar.ProgressBar
+	w       io.Writer
+	enabled bool
+	bar     *progressbar.ProgressBar
 }
 
 // step is migrate.Options.Progress; the runner serializes its calls.
 func (p *progress) step(_, total int, res migrate.Result) {
-	switch {
-	case p.quiet:
-	case p.terminal:
-		if p.bar == nil {
-			p.bar = progressbar.NewOptions(total,
-				progressbar.OptionSetWriter(p.w),
-				progressbar.OptionSetDescription("migrating"),
-				progressbar.OptionShowCount(),
-				progressbar.OptionSetWidth(30),
-				progressbar.OptionThrottle(65*time.Millisecond),
-				progressbar.OptionSetRenderBlankState(true),
-			)
-		}
-		if res.Status == migrate.StatusFailed {
-			// Above the bar, which the next render draws again.
-			_ = p.bar.Clear()
-			fmt.Fprintln(p.w, resultLine(res))
-		}
-		_ = p.bar.Add(1)
-	default:
+	if !p.enabled {
+		return
+	}
+	if p.bar == nil {
+		p.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(p.w),
+			progressbar.OptionSetDescription("migrating"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(65*time.Millisecond),
+			progressbar.OptionSetRenderBlankState(true),
+		)
+	}
+	if res.Status == migrate.StatusFailed {
+		// Above the bar, which the next render draws again.
+		_ = p.bar.Clear()
 		fmt.Fprintln(p.w, resultLine(res))
 	}
+	_ = p.bar.Add(1)
 }
 
 // finish ends the bar's line, showing it complete when the run was.

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,178 +13,160 @@ import (
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/customdomain"
+	"github.com/spf13/cobra"
 )
 
 // errInMemory refuses tenant writes against a store in the CLI's own memory.
 var errInMemory = errors.New("the tenant store is in memory, so this change could not reach a running server; configure a persistent tenant store (such as TENANT_STORE=db)")
 
-func (r *runner) tenantsUsage() string {
-	return strings.ReplaceAll(`usage: NAME tenants <command> [flags] [arguments]
+func (r *runner) tenantsCmd() *cobra.Command {
+	return r.group("tenants", "create, list, show and change tenants", `Create, list, show and change the tenants of the service.
 
-Commands (flags go before arguments):
-  create --identifier X --name N [--tier T] [--alias A]... [--domain D]... [--id ID] [--isolation I]
-  list [--status S]
-  show IDENTIFIER
-  suspend [--reason R] IDENTIFIER
-  activate IDENTIFIER
-  delete IDENTIFIER
-  purge [--force] IDENTIFIER
-  alias add|remove IDENTIFIER ALIAS
-  domain add|verify|remove IDENTIFIER DOMAIN
-  domain list IDENTIFIER
-
-Run "NAME help tenants <command>" for a command's flags.
-`, "NAME", r.name)
+A tenant is created provisioning and activated once its storage exists and
+is migrated. Suspended and deleted tenants are refused (403) but keep their
+data; purge removes everything of a tenant and then checks that nothing is
+left.`, "create, list, show, suspend, activate, delete, retry, purge, alias or domain",
+		r.createCmd(), r.listCmd(),
+		r.oneTenantCmd("show", "show a tenant", false, (*runner).show),
+		r.suspendCmd(),
+		r.oneTenantCmd("activate", "serve a suspended or deleted tenant again", true, (*runner).activate),
+		r.oneTenantCmd("delete", "refuse a tenant's requests, keeping its data (purge removes it)", true, (*runner).delete),
+		r.oneTenantCmd("retry", "run a failed tenant's provisioning again", true, (*runner).retry),
+		r.purgeCmd(), r.aliasCmd(), r.domainCmd())
 }
 
-func (r *runner) parseTenants(args []string) (*invocation, error) {
-	if len(args) == 0 {
-		return nil, usagef("tenants: missing command: create, list, show, suspend, activate, delete, purge, alias or domain (run %q)", r.name+" help tenants")
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		return nil, &errHelp{text: r.tenantsUsage()}
-	case "create":
-		return r.parseCreate(args[1:])
-	case "list":
-		return r.parseList(args[1:])
-	case "show":
-		return r.parseOne(args[1:], "show", (*runner).show)
-	case "suspend":
-		return r.parseSuspend(args[1:])
-	case "activate":
-		return r.parseOne(args[1:], "activate", (*runner).activate)
-	case "delete":
-		return r.parseOne(args[1:], "delete", (*runner).delete)
-	case "purge":
-		return r.parsePurge(args[1:])
-	case "alias":
-		return r.parseAlias(args[1:])
-	case "domain":
-		return r.parseDomain(args[1:])
-	}
-	return nil, usagef("tenants: unknown command %s (run %q)", quote(args[0]), r.name+" help tenants")
-}
-
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-
-func (l *stringList) Set(s string) error {
-	*l = append(*l, s)
-	return nil
-}
-
-func (r *runner) parseCreate(args []string) (*invocation, error) {
-	c := r.command("tenants create", "tenants create --identifier X --name N [--tier T] [--alias A]... [--domain D]... [--id ID] [--isolation I]")
+func (r *runner) createCmd() *cobra.Command {
 	var (
 		t                tenancy.Tenant
-		aliases, domains stringList
+		aliases, domains []string
 		iso              string
 	)
-	c.fs.StringVar(&t.Identifier, "identifier", "", "the tenant's `IDENTIFIER`, the slug requests name it by (required)")
-	c.fs.StringVar(&t.Name, "name", "", "display `NAME` (required)")
-	c.fs.StringVar(&t.Tier, "tier", "", "plan `TIER`, such as starter or enterprise")
-	c.fs.Var(&aliases, "alias", "`ALIAS` under the base domain, such as acme for acme.example.com (repeatable)")
-	c.fs.Var(&domains, "domain", "custom `DOMAIN` outside the base domain, added unverified (repeatable; see tenants domain)")
-	c.fs.StringVar(&t.ID, "id", "", "tenant `ID` (default: a new UUID)")
-	c.fs.StringVar(&iso, "isolation", "", "`ISOLATION` strategy overriding the tier's: rls, schema or database")
-	if _, err := c.parse(args); err != nil {
-		return nil, err
+	c := &cobra.Command{
+		Use:   "create --identifier X --name N",
+		Short: "create and provision a tenant",
+		Long: `Create a tenant and provision it: the record is created provisioning, the
+tenant's storage is created and migrated, and only then is it activated.`,
+		Args: r.positional(),
 	}
-	if t.Identifier == "" {
-		return nil, usagef("tenants create: missing --identifier")
-	}
-	if err := validIdentifier(t.Identifier); err != nil {
-		return nil, err
-	}
-	if t.Name == "" {
-		return nil, usagef("tenants create: missing --name")
-	}
-	if t.ID != "" && tenancy.ValidateID(t.ID) != nil {
-		return nil, usagef("invalid tenant ID %s (1 to %d characters of letters, digits, '-' and '_', starting with a letter or digit)", quote(t.ID), tenancy.MaxIDLen)
-	}
-	t.Aliases = aliases
-	t.Domains = domains
-	t.Isolation = tenancy.Isolation(iso)
-	// Check every field now, as the store will, so that bad input never
-	// opens anything. Validate wants an ID and a status; the store sets
-	// both.
-	check := t.Clone()
-	if check.ID == "" {
-		check.ID = "unset"
-	}
-	check.Status = tenancy.StatusProvisioning
-	if err := check.Validate(); err != nil {
-		return nil, &usageError{msg: err.Error()}
-	}
-	return &invocation{connect: c.connect(), run: func(ctx context.Context, env *Env) error {
-		if err := writable(env); err != nil {
+	f := c.Flags()
+	f.StringVar(&t.Identifier, "identifier", "", "the tenant's `IDENTIFIER`, the slug requests name it by (required)")
+	f.StringVar(&t.Name, "name", "", "display `NAME` (required)")
+	f.StringVar(&t.Tier, "tier", "", "plan `TIER`, such as starter or enterprise")
+	f.StringArrayVar(&aliases, "alias", nil, "`ALIAS` under the base domain, such as acme for acme.example.com (repeatable)")
+	f.StringArrayVar(&domains, "domain", nil, "custom `DOMAIN` outside the base domain, added unverified (repeatable; see tenants domain)")
+	f.StringVar(&t.ID, "id", "", "tenant `ID` (default: a new UUID)")
+	f.StringVar(&iso, "isolation", "", "`ISOLATION` strategy overriding the tier's: rls, schema or database")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		if t.Identifier == "" {
+			return usagef("tenants create: missing --identifier")
+		}
+		if err := validIdentifier(t.Identifier); err != nil {
 			return err
 		}
-		if env.Lifecycle == nil {
-			return errors.New("tenants create needs the application's binary: provisioning creates the tenant's storage, which only the application knows")
+		if t.Name == "" {
+			return usagef("tenants create: missing --name")
 		}
-		if len(t.Domains) > 0 {
-			if _, err := domainManager(env); err != nil {
+		if t.ID != "" && tenancy.ValidateID(t.ID) != nil {
+			return usagef("invalid tenant ID %s (1 to %d characters of letters, digits, '-' and '_', starting with a letter or digit)", quote(t.ID), tenancy.MaxIDLen)
+		}
+		t.Aliases = aliases
+		t.Domains = domains
+		t.Isolation = tenancy.Isolation(iso)
+		// Check every field now, as the store will, so that bad input never
+		// opens anything. Validate wants an ID and a status; the store sets
+		// both.
+		check := t.Clone()
+		if check.ID == "" {
+			check.ID = "unset"
+		}
+		check.Status = tenancy.StatusProvisioning
+		if err := check.Validate(); err != nil {
+			return &usageError{msg: err.Error(), err: err}
+		}
+		ctx := cmd.Context()
+		return r.withEnv(ctx, r.connect(), func(env *Env) error {
+			if err := writable(env); err != nil {
 				return err
 			}
-			for _, d := range t.Domains {
-				if _, err := customdomain.CheckDomain(env.BaseDomain, d); err != nil {
+			if env.Lifecycle == nil {
+				return errors.New("tenants create needs the application's binary: provisioning creates the tenant's storage, which only the application knows")
+			}
+			if len(t.Domains) > 0 {
+				if _, err := domainManager(env); err != nil {
 					return err
 				}
+				for _, d := range t.Domains {
+					if _, err := customdomain.CheckDomain(env.BaseDomain, d); err != nil {
+						return err
+					}
+				}
 			}
-		}
-		created, err := env.Lifecycle.Provision(ctx, &t)
-		if err != nil {
-			return err
-		}
-		if c.json {
-			return writeJSON(r.stdout, created)
-		}
-		fmt.Fprintf(r.stdout, "created %s (id %s, status %s)\n", created.Identifier, clean(created.ID), created.Status)
-		if len(created.Domains) > 0 {
-			fmt.Fprintf(r.stdout, "its custom domains resolve once verified: run %q for the DNS records to publish\n",
-				r.name+" tenants domain list "+created.Identifier)
-		}
-		return nil
-	}}, nil
+			created, err := env.Lifecycle.Provision(ctx, &t)
+			if err != nil {
+				return err
+			}
+			if r.json {
+				return writeJSON(r.stdout, created)
+			}
+			fmt.Fprintf(r.stdout, "created %s (id %s, status %s)\n", created.Identifier, clean(created.ID), created.Status)
+			if len(created.Domains) > 0 {
+				fmt.Fprintf(r.stdout, "its custom domains resolve once verified: run %q for the DNS records to publish\n",
+					r.name+" tenants domain list "+created.Identifier)
+			}
+			return nil
+		})
+	}
+	return c
 }
 
-func (r *runner) parseList(args []string) (*invocation, error) {
-	c := r.command("tenants list", "tenants list [--status S]")
+func (r *runner) listCmd() *cobra.Command {
 	var status string
-	c.fs.StringVar(&status, "status", "", "only tenants with this `STATUS`: "+statusList())
-	if _, err := c.parse(args); err != nil {
-		return nil, err
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "list the tenants, by identifier",
+		Args:  r.positional(),
 	}
-	if status != "" && !tenancy.Status(status).Valid() {
-		return nil, usagef("tenants list: invalid status %s (one of %s)", quote(status), statusList())
-	}
-	return &invocation{connect: c.connect(), run: func(ctx context.Context, env *Env) error {
-		if env.Store == nil {
-			return errNoStore
+	c.Flags().StringVar(&status, "status", "", "only tenants with this `STATUS`: "+statusList())
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		if status != "" && !tenancy.Status(status).Valid() {
+			return usagef("tenants list: invalid status %s (one of %s)", quote(status), statusList())
 		}
-		tenants := []*tenancy.Tenant{}
-		after := ""
-		for {
-			page, err := env.Store.List(ctx, tenancy.ListParams{Status: tenancy.Status(status), After: after, Limit: tenancy.MaxListLimit})
+		ctx := cmd.Context()
+		conn := r.connect()
+		conn.ReadOnly = true
+		return r.withEnv(ctx, conn, func(env *Env) error {
+			if env.Store == nil {
+				return errNoStore
+			}
+			tenants, err := listAll(ctx, env.Store, tenancy.Status(status))
 			if err != nil {
-				return fmt.Errorf("list tenants: %w", err)
+				return err
 			}
-			tenants = append(tenants, page...)
-			if len(page) < tenancy.MaxListLimit {
-				break
+			if r.json {
+				return writeJSON(r.stdout, tenants)
 			}
-			after = page[len(page)-1].Identifier
+			printTable(r.stdout, tenants, status)
+			return nil
+		})
+	}
+	return c
+}
+
+// listAll lists every tenant with status (all when empty), page by page.
+func listAll(ctx context.Context, store tenancy.Store, status tenancy.Status) ([]*tenancy.Tenant, error) {
+	tenants := []*tenancy.Tenant{}
+	after := ""
+	for {
+		page, err := store.List(ctx, tenancy.ListParams{Status: status, After: after, Limit: tenancy.MaxListLimit})
+		if err != nil {
+			return nil, fmt.Errorf("list tenants: %w", err)
 		}
-		if c.json {
-			return writeJSON(r.stdout, tenants)
+		tenants = append(tenants, page...)
+		if len(page) < tenancy.MaxListLimit {
+			return tenants, nil
 		}
-		printTable(r.stdout, tenants, status)
-		return nil
-	}}, nil
+		after = page[len(page)-1].Identifier
+	}
 }
 
 func statusList() string {
@@ -194,18 +177,23 @@ func statusList() string {
 	return strings.Join(s, ", ")
 }
 
-// parseOne parses a command that takes one IDENTIFIER and no flags of its
+// tenantFunc changes or reads one tenant, and returns it as it should be
+// printed.
+type tenantFunc func(r *runner, ctx context.Context, env *Env, t *tenancy.Tenant) (*tenancy.Tenant, error)
+
+// oneTenantCmd is a command that takes one IDENTIFIER and no flags of its
 // own.
-func (r *runner) parseOne(args []string, name string, do func(*runner, context.Context, *Env, *tenancy.Tenant) (*tenancy.Tenant, error)) (*invocation, error) {
-	c := r.command("tenants "+name, "tenants "+name+" IDENTIFIER")
-	return r.oneTenant(c, args, name != "show", do)
+func (r *runner) oneTenantCmd(name, short string, write bool, do tenantFunc) *cobra.Command {
+	c := &cobra.Command{Use: name + " IDENTIFIER", Short: short}
+	r.oneTenant(c, write, do)
+	return c
 }
 
-func (r *runner) parseSuspend(args []string) (*invocation, error) {
-	c := r.command("tenants suspend", "tenants suspend [--reason R] IDENTIFIER")
+func (r *runner) suspendCmd() *cobra.Command {
 	var reason string
-	c.fs.StringVar(&reason, "reason", "", "`REASON` recorded with the status")
-	return r.oneTenant(c, args, true, func(r *runner, ctx context.Context, env *Env, t *tenancy.Tenant) (*tenancy.Tenant, error) {
+	c := &cobra.Command{Use: "suspend IDENTIFIER", Short: "refuse a tenant's requests (403) until it is activated"}
+	c.Flags().StringVar(&reason, "reason", "", "`REASON` recorded with the status")
+	r.oneTenant(c, true, func(r *runner, ctx context.Context, env *Env, t *tenancy.Tenant) (*tenancy.Tenant, error) {
 		if err := writable(env); err != nil {
 			return nil, err
 		}
@@ -214,13 +202,26 @@ func (r *runner) parseSuspend(args []string) (*invocation, error) {
 		}
 		return env.Store.SetStatus(ctx, t.ID, tenancy.StatusSuspended, reason)
 	})
+	return c
 }
 
-func (r *runner) parsePurge(args []string) (*invocation, error) {
-	c := r.command("tenants purge", "tenants purge [--force] IDENTIFIER")
-	var force bool
-	c.fs.BoolVar(&force, "force", false, "purge even an active tenant (otherwise delete or suspend it first)")
-	return r.oneTenant(c, args, true, func(r *runner, ctx context.Context, env *Env, t *tenancy.Tenant) (*tenancy.Tenant, error) {
+func (r *runner) purgeCmd() *cobra.Command {
+	var force, yes bool
+	c := &cobra.Command{
+		Use:   "purge IDENTIFIER",
+		Short: "remove everything of a tenant, for good",
+		Long: `Remove everything of a tenant: its data, its record, its cache entries and
+its rate-limit budget, then check that nothing of it is left. It cannot be
+undone. Delete the tenant first (it is then refused, data kept), or pass
+--force to purge an active or suspended tenant.
+
+On a terminal, purge asks for the identifier to be typed again; --yes
+skips that, for scripts. Without a terminal, purging an active tenant
+needs --force and --yes.`,
+	}
+	c.Flags().BoolVar(&force, "force", false, "purge even an active tenant (otherwise delete or suspend it first)")
+	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for the identifier to be typed again")
+	r.oneTenant(c, true, func(r *runner, ctx context.Context, env *Env, t *tenancy.Tenant) (*tenancy.Tenant, error) {
 		if err := writable(env); err != nil {
 			return nil, err
 		}
@@ -230,59 +231,89 @@ func (r *runner) parsePurge(args []string) (*invocation, error) {
 		if t.Status == tenancy.StatusActive && !force {
 			return nil, fmt.Errorf("tenant %q is active: delete it first (tenants delete %s), or pass --force", t.Identifier, t.Identifier)
 		}
+		if !yes {
+			if r.interactive() {
+				if err := r.confirm(t); err != nil {
+					return nil, err
+				}
+			} else if t.Status == tenancy.StatusActive {
+				return nil, fmt.Errorf("tenant %q is active: purging it needs --yes as well as --force when no one can confirm at a terminal", t.Identifier)
+			}
+		}
 		if err := env.Lifecycle.Purge(ctx, t.ID); err != nil {
 			return nil, err
 		}
 		return t, nil
 	})
+	return c
 }
 
-// oneTenant finishes parsing a command on one tenant: the IDENTIFIER is
-// checked, and at run time looked up and handed to do. The tenant do
-// returns is printed. A write is refused before the lookup when it could
-// not reach a running server.
-func (r *runner) oneTenant(c *command, args []string, write bool, do func(*runner, context.Context, *Env, *tenancy.Tenant) (*tenancy.Tenant, error)) (*invocation, error) {
-	rest, err := c.parse(args, "IDENTIFIER")
-	if err != nil {
-		return nil, err
+// errCancelled is a purge that was not confirmed.
+var errCancelled = errors.New("purge cancelled: the identifier typed does not match")
+
+// confirm asks for t's identifier to be typed again.
+func (r *runner) confirm(t *tenancy.Tenant) error {
+	fmt.Fprintf(r.stderr, "Purging %s (%s, %s) removes all of its data for good.\nType its identifier to confirm: ",
+		t.Identifier, clean(t.Name), t.Status)
+	line, err := bufio.NewReader(r.stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return errCancelled
 	}
-	identifier := rest[0]
-	if err := validIdentifier(identifier); err != nil {
-		return nil, err
+	if strings.TrimSpace(line) != t.Identifier {
+		return errCancelled
 	}
-	verb := strings.TrimPrefix(c.path, "tenants ")
-	return &invocation{connect: c.connect(), run: func(ctx context.Context, env *Env) error {
-		if env.Store == nil {
-			return errNoStore
-		}
-		if write && !env.Persistent {
-			return errInMemory
-		}
-		t, err := lookupTenant(ctx, env, identifier)
-		if err != nil {
+	return nil
+}
+
+// oneTenant finishes a command on one tenant: the IDENTIFIER is checked,
+// and at run time looked up and handed to do. The tenant do returns is
+// printed. A write is refused before the lookup when it could not reach a
+// running server.
+func (r *runner) oneTenant(c *cobra.Command, write bool, do tenantFunc) {
+	c.Args = r.positional("IDENTIFIER")
+	c.ValidArgsFunction = r.completeTenants
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		identifier := args[0]
+		if err := validIdentifier(identifier); err != nil {
 			return err
 		}
-		out, err := do(r, ctx, env, t)
-		if err != nil {
-			if errors.Is(err, tenancy.ErrTenantNotFound) {
-				// Purged or removed by someone else meanwhile.
-				return fmt.Errorf("tenant %q not found", identifier)
+		verb := cmd.Name()
+		ctx := cmd.Context()
+		conn := r.connect()
+		conn.ReadOnly = !write
+		return r.withEnv(ctx, conn, func(env *Env) error {
+			if env.Store == nil {
+				return errNoStore
 			}
-			return err
-		}
-		if c.json {
-			return writeJSON(r.stdout, out)
-		}
-		switch verb {
-		case "show":
-			printTenant(r.stdout, out)
-		case "purge":
-			fmt.Fprintf(r.stdout, "purged %s\n", out.Identifier)
-		default:
-			fmt.Fprintf(r.stdout, "%s is now %s\n", out.Identifier, out.Status)
-		}
-		return nil
-	}}, nil
+			if write && !env.Persistent {
+				return errInMemory
+			}
+			t, err := lookupTenant(ctx, env, identifier)
+			if err != nil {
+				return err
+			}
+			out, err := do(r, ctx, env, t)
+			if err != nil {
+				if errors.Is(err, tenancy.ErrTenantNotFound) {
+					// Purged or removed by someone else meanwhile.
+					return fmt.Errorf("tenant %q not found", identifier)
+				}
+				return err
+			}
+			if r.json {
+				return writeJSON(r.stdout, out)
+			}
+			switch verb {
+			case "show":
+				printTenant(r.stdout, out)
+			case "purge":
+				fmt.Fprintf(r.stdout, "purged %s\n", out.Identifier)
+			default:
+				fmt.Fprintf(r.stdout, "%s is now %s\n", out.Identifier, out.Status)
+			}
+			return nil
+		})
+	}
 }
 
 var errNoStore = errors.New("this binary has no tenant store")
@@ -319,12 +350,25 @@ func (r *runner) activate(ctx context.Context, env *Env, t *tenancy.Tenant) (*te
 		return nil, err
 	}
 	if t.Status == tenancy.StatusFailed || t.Status == tenancy.StatusProvisioning {
-		return nil, fmt.Errorf("tenant %q is %s: its provisioning must be run again by the application, not activated", t.Identifier, t.Status)
+		return nil, fmt.Errorf("tenant %q is %s: run %q to provision it again", t.Identifier, t.Status, r.name+" tenants retry "+t.Identifier)
 	}
 	if env.Lifecycle != nil {
 		return env.Lifecycle.Activate(ctx, t.ID)
 	}
 	return env.Store.SetStatus(ctx, t.ID, tenancy.StatusActive, "")
+}
+
+func (r *runner) retry(ctx context.Context, env *Env, t *tenancy.Tenant) (*tenancy.Tenant, error) {
+	if err := writable(env); err != nil {
+		return nil, err
+	}
+	if env.Lifecycle == nil {
+		return nil, errors.New("tenants retry needs the application's binary: provisioning creates the tenant's storage, which only the application knows")
+	}
+	if t.Status != tenancy.StatusFailed && t.Status != tenancy.StatusProvisioning {
+		return nil, fmt.Errorf("tenant %q is %s: only a failed or provisioning tenant is provisioned again", t.Identifier, t.Status)
+	}
+	return env.Lifecycle.Retry(ctx, t.ID)
 }
 
 func (r *runner) delete(ctx context.Context, env *Env, t *tenancy.Tenant) (*tenancy.Tenant, error) {

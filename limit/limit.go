@@ -16,6 +16,18 @@
 // one tenant exhausting its rate never limits another. A Limiter is a
 // tenancy.Component: purging a tenant (package lifecycle) forgets its budget
 // and checks that its key is gone.
+//
+// The middleware advertises the tenant's quota on every limited response,
+// allowed or refused, in the structured fields of the IETF draft "RateLimit
+// header fields for HTTP" (draft-ietf-httpapi-ratelimit-headers-09):
+//
+//	RateLimit-Policy: "default";q=100;w=60
+//	RateLimit: "default";r=0;t=20
+//
+// The policy is named for the tenant's tier ("default" for the default
+// rate); q is the quota per window of w seconds, r what remains of it and
+// t the seconds until it is whole again. A refused request (429) carries
+// Retry-After too.
 package limit
 
 import (
@@ -24,6 +36,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -204,12 +217,44 @@ func (l *Limiter) rateFor(t *tenancy.Tenant) (Rate, bool) {
 // then made in-process. The error is non-nil only when ctx ended or t is
 // nil.
 func (l *Limiter) Allow(ctx context.Context, t *tenancy.Tenant) (allowed bool, retryAfter time.Duration, err error) {
+	d, err := l.Decide(ctx, t)
+	return d.Allowed, d.RetryAfter, err
+}
+
+// Decision is the outcome of one request against its tenant's quota.
+type Decision struct {
+	// Allowed reports whether the request may proceed.
+	Allowed bool
+	// Limited is false for a tenant without a limit; the other fields are
+	// then zero.
+	Limited bool
+	// Policy names the quota: the tenant's tier when Config.Tiers has a
+	// rate for it, otherwise "default".
+	Policy string
+	// Rate is the quota.
+	Rate Rate
+	// Remaining is how many more requests the tenant may make now.
+	Remaining int
+	// RetryAfter is how long until a refused request may be made again;
+	// zero when allowed.
+	RetryAfter time.Duration
+	// Reset is how long until the quota is whole again.
+	Reset time.Duration
+}
+
+// Decide is Allow with the whole decision: what remains of the quota and
+// when it is whole again, as the middleware's RateLimit fields report it.
+func (l *Limiter) Decide(ctx context.Context, t *tenancy.Tenant) (Decision, error) {
 	if t == nil {
-		return false, 0, errNilTenant
+		return Decision{}, errNilTenant
 	}
 	r, limited := l.rateFor(t)
 	if !limited {
-		return true, 0, nil
+		return Decision{Allowed: true}, nil
+	}
+	d := Decision{Limited: true, Policy: "default", Rate: r}
+	if _, ok := l.tiers[t.Tier]; ok && t.Tier != "" {
+		d.Policy = t.Tier
 	}
 	fallback := false
 	if l.redis != nil {
@@ -217,27 +262,29 @@ func (l *Limiter) Allow(ctx context.Context, t *tenancy.Tenant) (allowed bool, r
 			res, err := l.redis.Allow(ctx, l.prefix+t.ID, redis_rate.Limit{Rate: r.Limit, Burst: r.Burst, Period: r.Period})
 			if err == nil {
 				l.redisUp()
-				allowed = res.Allowed > 0
-				l.metrics.RateLimitDecision(ctx, t, allowed, false)
-				if allowed {
-					return true, 0, nil
+				d.Allowed = res.Allowed > 0
+				d.Remaining = max(res.Remaining, 0)
+				d.Reset = max(res.ResetAfter, 0)
+				if !d.Allowed {
+					d.RetryAfter = max(res.RetryAfter, time.Millisecond)
 				}
-				return false, max(res.RetryAfter, time.Millisecond), nil
+				l.metrics.RateLimitDecision(ctx, t, d.Allowed, false)
+				return d, nil
 			}
 			if ctx.Err() != nil {
 				// The caller is gone; that says nothing about Redis.
-				return false, 0, fmt.Errorf("limit: allow: %w", ctx.Err())
+				return Decision{}, fmt.Errorf("limit: allow: %w", ctx.Err())
 			}
 			l.redisDown(err)
 		}
 		fallback = true
 	}
-	allowed, retryAfter = l.allowLocal(t.ID, r, time.Now())
-	l.metrics.RateLimitDecision(ctx, t, allowed, fallback)
-	return allowed, retryAfter, nil
+	l.allowLocal(t.ID, r, time.Now(), &d)
+	l.metrics.RateLimitDecision(ctx, t, d.Allowed, fallback)
+	return d, nil
 }
 
-func (l *Limiter) allowLocal(id string, r Rate, now time.Time) (bool, time.Duration) {
+func (l *Limiter) allowLocal(id string, r Rate, now time.Time, d *Decision) {
 	b, ok := l.local.GetIfPresent(id)
 	if !ok || b.rate != r {
 		nb := &bucket{rate: r, lim: rate.NewLimiter(rate.Limit(float64(r.Limit)/r.Period.Seconds()), r.Burst)}
@@ -248,12 +295,29 @@ func (l *Limiter) allowLocal(id string, r Rate, now time.Time) (bool, time.Durat
 			b, _ = l.local.SetIfAbsent(id, nb)
 		}
 	}
-	if b.lim.AllowN(now, 1) {
-		return true, 0
+	perToken := float64(r.Period) / float64(r.Limit)
+	d.Allowed = b.lim.AllowN(now, 1)
+	tokens := b.lim.TokensAt(now)
+	if !d.Allowed {
+		d.RetryAfter = max(time.Duration((1-tokens)*perToken), time.Millisecond)
 	}
-	missing := 1 - b.lim.TokensAt(now)
-	wait := time.Duration(missing * float64(r.Period) / float64(r.Limit))
-	return false, max(wait, time.Millisecond)
+	d.Remaining = max(int(tokens), 0)
+	d.Reset = max(time.Duration((float64(r.Burst)-tokens)*perToken), 0)
+}
+
+// setHeaders writes d's RateLimit-Policy and RateLimit fields.
+func setHeaders(h http.Header, d Decision) {
+	if !d.Limited {
+		return
+	}
+	name := strconv.Quote(d.Policy) // a structured-field string: the tier is [a-z0-9-]
+	h.Set("RateLimit-Policy", name+";q="+strconv.Itoa(d.Rate.Limit)+";w="+strconv.FormatInt(ceilSeconds(d.Rate.Period), 10))
+	h.Set("RateLimit", name+";r="+strconv.Itoa(d.Remaining)+";t="+strconv.FormatInt(ceilSeconds(d.Reset), 10))
+}
+
+// ceilSeconds rounds d up to whole seconds.
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 // useRedis reports whether to ask Redis: always while it is healthy; after
@@ -282,7 +346,9 @@ func (l *Limiter) redisUp() {
 
 // Middleware limits the rate of requests whose context carries a tenant: run
 // it after the tenancy middleware. Requests without a tenant pass through.
-// A rejected request gets 429 with Retry-After.
+// Every limited response carries the RateLimit-Policy and RateLimit fields
+// (see the package documentation); a rejected request gets 429 with
+// Retry-After.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t, ok := tenancy.FromContext(r.Context())
@@ -290,15 +356,17 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		allowed, wait, err := l.Allow(r.Context(), t)
-		switch {
-		case err != nil:
+		d, err := l.Decide(r.Context(), t)
+		if err != nil {
 			l.onError(w, r, err)
-		case !allowed:
-			l.onError(w, r, &tenancy.RetryAfterError{Err: tenancy.ErrRateLimited, After: wait})
-		default:
-			next.ServeHTTP(w, r)
+			return
 		}
+		setHeaders(w.Header(), d)
+		if !d.Allowed {
+			l.onError(w, r, &tenancy.RetryAfterError{Err: tenancy.ErrRateLimited, After: d.RetryAfter})
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -391,3 +391,42 @@ func TestAllowNilTenant(t *testing.T) {
 		t.Fatalf("Allow(nil) = %v, %v", ok, err)
 	}
 }
+
+// TestRateLimitFields: every limited response carries the draft's
+// structured fields, and a refused one Retry-After beside them.
+func TestRateLimitFields(t *testing.T) {
+	t.Parallel()
+	l := limit.New(limit.Config{
+		Default: limit.Rate{Limit: 2, Period: time.Minute},
+		Tiers:   map[string]limit.Rate{"pro": {Limit: 100, Period: time.Minute}},
+	})
+	h := l.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	send := func(tn *tenancy.Tenant) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		h.ServeHTTP(rec, r.WithContext(tenancy.WithTenant(r.Context(), tn)))
+		return rec
+	}
+	starter := &tenancy.Tenant{ID: "t-1", Identifier: "acme", Tier: "starter"}
+	for i, want := range []struct {
+		status            int
+		policy, current   string
+		retryAfterNonZero bool
+	}{
+		{http.StatusOK, `"default";q=2;w=60`, `"default";r=1;t=30`, false},
+		{http.StatusOK, `"default";q=2;w=60`, `"default";r=0;t=60`, false},
+		{http.StatusTooManyRequests, `"default";q=2;w=60`, `"default";r=0;t=60`, true},
+	} {
+		rec := send(starter)
+		if rec.Code != want.status || rec.Header().Get("RateLimit-Policy") != want.policy || rec.Header().Get("RateLimit") != want.current ||
+			(rec.Header().Get("Retry-After") != "") != want.retryAfterNonZero {
+			t.Errorf("request %d: %d, RateLimit-Policy %q, RateLimit %q, Retry-After %q; want %d, %q, %q",
+				i+1, rec.Code, rec.Header().Get("RateLimit-Policy"), rec.Header().Get("RateLimit"), rec.Header().Get("Retry-After"),
+				want.status, want.policy, want.current)
+		}
+	}
+	rec := send(&tenancy.Tenant{ID: "t-2", Identifier: "bigco", Tier: "pro"})
+	if rec.Header().Get("RateLimit-Policy") != `"pro";q=100;w=60` || rec.Header().Get("RateLimit") != `"pro";r=99;t=1` {
+		t.Errorf("tier policy: %q, %q", rec.Header().Get("RateLimit-Policy"), rec.Header().Get("RateLimit"))
+	}
+}

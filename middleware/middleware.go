@@ -228,6 +228,7 @@ func (m *tenantMiddleware) serve(next http.Handler, w http.ResponseWriter, r *ht
 		return
 	}
 	m.metrics.Resolution(r.Context(), t, OutcomeOK)
+	observe(r.Context(), t, OutcomeOK)
 
 	ctx := tenancy.WithTenant(r.Context(), t)
 	if res.Claims != nil {
@@ -246,6 +247,7 @@ func (m *tenantMiddleware) serve(next http.Handler, w http.ResponseWriter, r *ht
 func (m *tenantMiddleware) fail(w http.ResponseWriter, r *http.Request, t *tenancy.Tenant, err error) {
 	o := outcome(err)
 	m.metrics.Resolution(r.Context(), t, o)
+	observe(r.Context(), t, o)
 	if o == OutcomeError {
 		// Resolvers and stores never put raw request input in errors, and the
 		// request path and headers are left out on purpose.

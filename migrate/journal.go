@@ -59,6 +59,17 @@ type PostgresJournal struct {
 	table string
 }
 
+// OpenPostgresJournal uses the journal table <schema>.migration_targets
+// that NewPostgresJournal created, creating nothing: for commands that only
+// read (migrate status), run as a role that may not create tables. Until
+// the table exists, its methods return errors.
+func OpenPostgresJournal(pool *pgxpool.Pool, schema string) *PostgresJournal {
+	if schema == "" {
+		schema = "tenancy"
+	}
+	return &PostgresJournal{pool: pool, table: pgx.Identifier{schema, "migration_targets"}.Sanitize()}
+}
+
 // NewPostgresJournal creates the journal table <schema>.migration_targets
 // when missing. Each concurrent migration holds one connection of pool.
 func NewPostgresJournal(ctx context.Context, pool *pgxpool.Pool, schema string) (*PostgresJournal, error) {

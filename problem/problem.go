@@ -5,6 +5,7 @@
 package problem
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -182,7 +183,23 @@ func Write(w http.ResponseWriter, d Details) {
 	h.Set("Content-Type", ContentType)
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(d.Status)
-	_ = json.NewEncoder(w).Encode(d)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(d)
+}
+
+// MarshalJSON encodes d as the body Write sends: readable text, with '<',
+// '>' and '&' as they are rather than \u003c and the like (the body is
+// never HTML; Write sends it with X-Content-Type-Options: nosniff).
+func (d Details) MarshalJSON() ([]byte, error) {
+	type details Details // without this method
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(details(d)); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // WriteError maps err with FromError and writes it. The request path is not

@@ -106,3 +106,17 @@ func TestQuotaExceeded(t *testing.T) {
 		t.Fatalf("bare ErrQuotaExceeded: %+v", d)
 	}
 }
+
+func TestWriteKeepsTextReadable(t *testing.T) {
+	t.Parallel()
+	rec := httptest.NewRecorder()
+	problem.Write(rec, problem.Details{Type: "about:blank", Title: "Invalid", Status: 422,
+		Errors: []problem.FieldDetail{{Message: "expected number <= 100 & >= 1", Location: "query.limit"}}})
+	body := rec.Body.String()
+	if !strings.Contains(body, `"expected number <= 100 & >= 1"`) || strings.Contains(body, `\u003c`) {
+		t.Errorf("body %s", body)
+	}
+	if rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Error("no nosniff")
+	}
+}

@@ -19,6 +19,15 @@
 //	    rate-limit decisions; outcome allowed or rejected
 //	tenancy_ratelimit_fallback_total
 //	    rate-limit decisions made in-process because Redis failed
+//	tenancy_http_requests_total{method, route, status_class, tier}
+//	    finished HTTP requests (middleware.Observe)
+//	tenancy_http_request_duration_seconds{method, route, status_class, tier}
+//	    their latency, a histogram
+//
+// route is the ServeMux pattern that served the request ("GET
+// /notes/{id}"), or "unmatched"; method one of the standard methods or
+// "other"; status_class "2xx" to "5xx". None is ever taken from the request
+// as sent, so no client can add series.
 //
 // The tier label is the tenant's tier, TierDefault for a tenant without one
 // and TierNone when no tenant was resolved. Metrics are never labelled by
@@ -39,6 +48,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,6 +93,8 @@ type Metrics struct {
 	fallback      prometheus.Counter
 	cacheRequests *prometheus.CounterVec
 	cacheErrors   *prometheus.CounterVec
+	httpRequests  *prometheus.CounterVec
+	httpDuration  *prometheus.HistogramVec
 
 	// The children of the counters hit on every request, resolved once:
 	// CounterVec.WithLabelValues hashes and allocates, which the request
@@ -133,6 +145,16 @@ func New(cfg Config) (*Metrics, error) {
 		Name: "tenancy_cache_errors_total",
 		Help: "Tenant cache failures by operation; Redis failures fall back to the store.",
 	}, []string{"op"}))
+	httpLabels := []string{"method", "route", "status_class", "tier"}
+	m.httpRequests = register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tenancy_http_requests_total",
+		Help: "Finished HTTP requests by method, route pattern, status class and tenant tier.",
+	}, httpLabels))
+	m.httpDuration = register(&r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tenancy_http_request_duration_seconds",
+		Help:    "Latency of HTTP requests by method, route pattern, status class and tenant tier.",
+		Buckets: prometheus.DefBuckets,
+	}, httpLabels))
 	if r.err != nil {
 		r.undo()
 		return nil, r.err
@@ -285,6 +307,31 @@ func (m *Metrics) CacheError(_ context.Context, op string) {
 	}
 	m.cacheErrors.WithLabelValues(op).Inc()
 }
+
+// Request implements middleware.RequestMetrics.
+func (m *Metrics) Request(_ context.Context, t *tenancy.Tenant, method, route string, status int, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	tier := m.key(t, "").tier
+	if route == "" {
+		route = "unmatched"
+	}
+	if index(httpMethods[:], method) < 0 {
+		method = "other"
+	}
+	class := "other"
+	if status >= 100 && status < 600 {
+		class = statusClasses[status/100-1]
+	}
+	m.httpRequests.WithLabelValues(method, route, class, tier).Inc()
+	m.httpDuration.WithLabelValues(method, route, class, tier).Observe(elapsed.Seconds())
+}
+
+var (
+	httpMethods   = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+	statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+)
 
 func index(values []string, v string) int {
 	for i, x := range values {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/limit"
@@ -15,6 +16,8 @@ import (
 	"github.com/go-tenancy/tenancy/store/cache"
 	"github.com/go-tenancy/tenancy/store/memstore"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // One Metrics serves every package's hook.
@@ -281,5 +284,48 @@ func TestForgetTenantSeries(t *testing.T) {
 	plain.Resolution(ctx, acme, middleware.OutcomeOK)
 	if left, err := plain.Residue(ctx, acme); err != nil || len(left) != 0 {
 		t.Fatalf("without the tenant label: %q, %v", left, err)
+	}
+}
+
+// TestHTTPRequests: requests are counted and timed by method, route,
+// status class and tier, and nothing a client sends becomes a label.
+func TestHTTPRequests(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := newMetrics(t, reg, promtenancy.Config{})
+	ctx := context.Background()
+	pro := &tenancy.Tenant{ID: "t-1", Identifier: "acme-corp", Tier: "pro"}
+	m.Request(ctx, pro, "GET", "GET /notes/{id}", 200, 20*time.Millisecond)
+	m.Request(ctx, pro, "GET", "GET /notes/{id}", 404, time.Millisecond)
+	m.Request(ctx, nil, "BREW", "", 405, time.Millisecond)
+	m.Request(ctx, nil, "GET", "", 429, time.Millisecond)
+
+	want := `
+# HELP tenancy_http_requests_total Finished HTTP requests by method, route pattern, status class and tenant tier.
+# TYPE tenancy_http_requests_total counter
+tenancy_http_requests_total{method="GET",route="GET /notes/{id}",status_class="2xx",tier="pro"} 1
+tenancy_http_requests_total{method="GET",route="GET /notes/{id}",status_class="4xx",tier="pro"} 1
+tenancy_http_requests_total{method="GET",route="unmatched",status_class="4xx",tier="none"} 1
+tenancy_http_requests_total{method="other",route="unmatched",status_class="4xx",tier="none"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tenancy_http_requests_total"); err != nil {
+		t.Error(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "tenancy_http_request_duration_seconds"); err != nil || n != 4 {
+		t.Errorf("histogram series %d, %v; want 4", n, err)
+	}
+	var hist *dto.Histogram
+	families, _ := reg.Gather()
+	for _, mf := range families {
+		if mf.GetName() == "tenancy_http_request_duration_seconds" {
+			for _, s := range mf.GetMetric() {
+				if s.GetLabel()[2].GetValue() == "2xx" {
+					hist = s.GetHistogram()
+				}
+			}
+		}
+	}
+	if hist == nil || hist.GetSampleCount() != 1 || hist.GetSampleSum() < 0.019 || hist.GetSampleSum() > 0.021 {
+		t.Errorf("2xx histogram %v", hist)
 	}
 }

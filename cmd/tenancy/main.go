@@ -14,7 +14,13 @@
 // "tenancy:").
 //
 // TENANCY_APP_ROLE names the role the service's requests connect as, for
-// the doctor to check (default: DATABASE_URL's user).
+// the doctor to check (default: DATABASE_URL's user) and for setup, which
+// prints the SQL that creates it, DATABASE_URL's user as the owner, the
+// tenant role and the database.
+//
+// Commands that only read (tenants list and show, tenants domain list,
+// doctor) change nothing in the database: DATABASE_URL may then name a role
+// that cannot create the tenant store's tables.
 //
 // TENANCY_BASE_DOMAIN names the domain tenants get subdomains of, as the
 // servers' host resolver has it (such as "example.com"): the tenants domain
@@ -31,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -49,7 +56,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	app := &admin.App{Name: "tenancy", Open: open}
+	app := &admin.App{Name: "tenancy", Short: "administer a tenancy tenant store", Open: open, Setup: setupConfig}
 	code := app.Run(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
@@ -71,7 +78,7 @@ func open(ctx context.Context, c admin.Connect) (*admin.Env, error) {
 	case url == "":
 		return nil, errors.New("set DATABASE_URL (a postgres:// URL, or sqlite:PATH) or pass --database-url")
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		env, err = openPostgres(ctx, url)
+		env, err = openPostgres(ctx, url, c.ReadOnly)
 	case strings.HasPrefix(url, "sqlite:"):
 		env, err = openSQLite(ctx, strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//"))
 	case strings.HasSuffix(url, ".db"):
@@ -92,7 +99,7 @@ func open(ctx context.Context, c admin.Connect) (*admin.Env, error) {
 	return env, nil
 }
 
-func openPostgres(ctx context.Context, url string) (*admin.Env, error) {
+func openPostgres(ctx context.Context, url string, readOnly bool) (*admin.Env, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL URL")
@@ -110,9 +117,13 @@ func openPostgres(ctx context.Context, url string) (*admin.Env, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	if err := pgstore.Migrate(ctx, pool, pgstore.Config{}); err != nil {
-		pool.Close()
-		return nil, err
+	// Commands that only read change nothing, so that they work as a
+	// role that may not create the store's tables.
+	if !readOnly {
+		if err := pgstore.Migrate(ctx, pool, pgstore.Config{}); err != nil {
+			pool.Close()
+			return nil, err
+		}
 	}
 	store, err := pgstore.New(ctx, pool, pgstore.Config{})
 	if err != nil {
@@ -179,6 +190,23 @@ func announceChanges(ctx context.Context, env *admin.Env, url string) error {
 		}
 	}
 	return nil
+}
+
+// setupConfig is the setup command's configuration: DATABASE_URL's user owns the
+// database, and TENANCY_APP_ROLE is the role the service's requests
+// connect as.
+func setupConfig(c admin.Connect) (postgres.SetupConfig, error) {
+	app := os.Getenv("TENANCY_APP_ROLE")
+	if app == "" {
+		return postgres.SetupConfig{}, errors.New("set TENANCY_APP_ROLE to the role the service's requests connect as")
+	}
+	u, err := neturl.Parse(c.DatabaseURL)
+	if err != nil || c.DatabaseURL == "" {
+		return postgres.SetupConfig{}, errors.New("set DATABASE_URL to the owner's postgres:// URL")
+	}
+	appURL := *u
+	appURL.User = neturl.User(app)
+	return admin.SetupFromURLs(appURL.String(), c.DatabaseURL)
 }
 
 // silent drops go-redis's own log lines.

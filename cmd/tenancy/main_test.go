@@ -289,10 +289,12 @@ func TestBadInput(t *testing.T) {
 		{"database URL garbage", []string{"DATABASE_URL=postgres://u:s3cret@host:notaport/x"}, []string{"tenants", "list"}, 1, "tenancy: DATABASE_URL is not a valid PostgreSQL URL\n"},
 		{"unknown command", p.env, []string{"tenant", "list"}, 2, "tenancy: unknown command \"tenant\" (run \"tenancy help\")\n"},
 		{"unknown subcommand", p.env, []string{"tenants", "rename", "acme-corp"}, 2, "tenancy: tenants: unknown command \"rename\" (run \"tenancy help tenants\")\n"},
-		{"unknown flag", p.env, []string{"tenants", "list", "--all"}, 2, "tenancy: tenants list: flag provided but not defined: -all (run \"tenancy tenants list -h\")\n"},
-		{"missing argument", p.env, []string{"tenants", "suspend"}, 2, "tenancy: tenants suspend: missing IDENTIFIER (usage: tenancy tenants suspend [--reason R] IDENTIFIER)\n"},
+		{"unknown flag", p.env, []string{"tenants", "list", "--all"}, 2, "tenancy: tenants list: unknown flag: --all (run \"tenancy tenants list --help\")\n"},
+		{"missing argument", p.env, []string{"tenants", "suspend"}, 2, "tenancy: tenants suspend: missing IDENTIFIER (usage: tenancy tenants suspend IDENTIFIER [flags])\n"},
 		{"missing command", p.env, nil, 2, "tenancy: missing command (run \"tenancy help\")\n"},
-		{"flag after argument", p.env, []string{"tenants", "show", "acme-corp", "--json"}, 2, "tenancy: tenants show: unexpected argument \"--json\": flags go before arguments\n"},
+		{"argument after --", p.env, []string{"tenants", "show", "--", "acme-corp", "--json"}, 2, "tenancy: tenants show: unexpected argument \"--json\" (usage: tenancy tenants show IDENTIFIER [flags])\n"},
+		{"unknown command bogus", p.env, []string{"bogus"}, 2, "tenancy: unknown command \"bogus\" (run \"tenancy help\")\n"},
+		{"setup without app role", p.env, []string{"setup"}, 1, "tenancy: setup: set TENANCY_APP_ROLE to the role the service's requests connect as\n"},
 		{"create needs the app", p.env, []string{"tenants", "create", "--identifier", "new-co", "--name", "New"}, 1, "tenancy: tenants create needs the application's binary: provisioning creates the tenant's storage, which only the application knows\n"},
 		{"purge needs the app", p.env, []string{"tenants", "purge", "acme-corp"}, 1, "tenancy: tenants purge needs the application's binary: purging removes the tenant's storage, which only the application knows\n"},
 		{"migrate needs the app", p.env, []string{"migrate"}, 1, "tenancy: this binary has no migrations\n"},
@@ -466,5 +468,29 @@ func TestChangesReachRunningServers(t *testing.T) {
 			t.Fatal("the server still serves its cached copy 2s after the CLI deleted the tenant")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReadOnlyCommandsNeedNoCreate: listing and showing tenants works as a
+// role that may read the store but not create its tables; a write still
+// needs that right.
+func TestReadOnlyCommandsNeedNoCreate(t *testing.T) {
+	t.Parallel()
+	p := setup(t)
+	p.seed(t, &tenancy.Tenant{ID: "t-acme", Identifier: "acme-corp", Name: "Acme Corp"})
+	testenv.EnsureRole(t, testenv.AppRole)
+	if _, err := p.pool.Exec(context.Background(), "GRANT USAGE ON SCHEMA tenancy TO "+testenv.AppRole+"; GRANT SELECT ON ALL TABLES IN SCHEMA tenancy TO "+testenv.AppRole); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DATABASE_URL=" + testenv.WithUser(p.dsn, testenv.AppRole)}
+	r := run(t, env, "tenants", "list")
+	r.wantOK(t)
+	if !strings.Contains(r.stdout, "acme-corp   Acme Corp  active") {
+		t.Errorf("list as the read-only role:\n%s", r.stdout)
+	}
+	run(t, env, "tenants", "show", "acme-corp").wantOK(t)
+	r = run(t, env, "tenants", "suspend", "acme-corp")
+	if r.code != 1 || !strings.Contains(r.stderr, "permission denied") {
+		t.Errorf("suspend as the read-only role: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -35,6 +38,17 @@ func newHumaAPI(mux *http.ServeMux, a *notesAPI) huma.API {
 	cfg.CreateHooks = nil
 	cfg.SchemasPath = ""
 	cfg.Transformers = append(cfg.Transformers, problemTransformer)
+	// Bodies are JSON, never HTML: keep '<', '>' and '&' readable instead
+	// of encoding/json's \u003c escapes.
+	jsonFormat := huma.Format{
+		Marshal: func(w io.Writer, v any) error {
+			enc := json.NewEncoder(w)
+			enc.SetEscapeHTML(false)
+			return enc.Encode(v)
+		},
+		Unmarshal: json.Unmarshal,
+	}
+	cfg.Formats = map[string]huma.Format{"application/json": jsonFormat, "json": jsonFormat}
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		tenantScheme: {
 			Type:        "apiKey",
@@ -44,26 +58,38 @@ func newHumaAPI(mux *http.ServeMux, a *notesAPI) huma.API {
 		},
 	}
 	cfg.Security = []map[string][]string{{tenantScheme: {}}}
+	cfg.Info.License = &huma.License{Name: "Example code of the tenancy toolkit", URL: "https://github.com/go-tenancy/tenancy"}
+	// Relative: /docs calls the server that serves it, on any host and port.
+	cfg.Servers = []*huma.Server{{URL: "/", Description: "The server that serves this document"}}
+	cfg.Tags = []*huma.Tag{{Name: "notes", Description: "The tenant's notes: every call names its tenant in X-Tenant-ID."}}
 	api := humago.New(mux, cfg)
 
 	public := []map[string][]string{} // overrides the tenant requirement
 	huma.Register(api, huma.Operation{
 		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz",
 		Summary: "Liveness: the process is up", Tags: []string{"health"}, Security: public,
+		// Probes are for the platform, not for API clients: like /metrics,
+		// they are documented in the README, not in the API description.
+		Hidden: true,
 	}, func(context.Context, *struct{}) (*statusOutput, error) {
 		return &statusOutput{Body: statusBody{Status: "ok"}}, nil
 	})
 	huma.Register(api, huma.Operation{
 		OperationID: "readyz", Method: http.MethodGet, Path: "/readyz",
 		Summary: "Readiness: the database is reachable", Tags: []string{"health"}, Security: public,
-		Errors: []int{http.StatusServiceUnavailable},
+		Errors: []int{http.StatusServiceUnavailable}, Hidden: true,
 	}, a.readyz)
 
-	tenantErrors := []int{http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusServiceUnavailable}
+	// Every answer a tenant's call can get: the tenancy middleware's (400,
+	// 403, 404, 503), the rate limiter's (429) and validation (422); calls
+	// with a body also 415 (not sent as JSON).
+	tenantErrors := []int{http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity,
+		http.StatusTooManyRequests, http.StatusServiceUnavailable}
+	bodyErrors := append([]int{http.StatusUnsupportedMediaType}, tenantErrors...)
 	huma.Register(api, huma.Operation{
 		OperationID: "create-note", Method: http.MethodPost, Path: "/notes",
 		Summary: "Create a note", Tags: []string{"notes"},
-		DefaultStatus: http.StatusCreated, Errors: tenantErrors,
+		DefaultStatus: http.StatusCreated, Errors: bodyErrors,
 	}, a.create)
 	huma.Register(api, huma.Operation{
 		OperationID: "list-notes", Method: http.MethodGet, Path: "/notes",
@@ -75,15 +101,53 @@ func newHumaAPI(mux *http.ServeMux, a *notesAPI) huma.API {
 	}, a.get)
 	huma.Register(api, huma.Operation{
 		OperationID: "update-note", Method: http.MethodPatch, Path: "/notes/{id}",
-		Summary: "Change a note's title or body", Tags: []string{"notes"}, Errors: tenantErrors,
+		Summary: "Change a note's title or body", Tags: []string{"notes"}, Errors: bodyErrors,
 	}, a.update)
 	huma.Register(api, huma.Operation{
 		OperationID: "delete-note", Method: http.MethodDelete, Path: "/notes/{id}",
 		Summary: "Delete a note", Tags: []string{"notes"},
 		DefaultStatus: http.StatusNoContent, Errors: tenantErrors,
 	}, a.delete)
+	documentHeaders(api.OpenAPI())
+	// The probes' body is documented only with them, in the README.
+	delete(api.OpenAPI().Components.Schemas.Map(), "StatusBody")
 	return api
 }
+
+// documentHeaders adds to every operation the response headers that the
+// middleware around the API sends: Retry-After with 429 and 503, and with
+// rate limiting on, the RateLimit fields of
+// draft-ietf-httpapi-ratelimit-headers-09 on every answer of a tenant's call.
+func documentHeaders(o *huma.OpenAPI) {
+	str := func(desc string) *huma.Param {
+		return &huma.Param{Description: desc, Schema: &huma.Schema{Type: "string"}}
+	}
+	retryAfter := &huma.Param{Description: "Seconds to wait before trying again.", Schema: &huma.Schema{Type: "integer", Minimum: ptr(1.0)}}
+	policy := str(`The tenant's quota (draft-ietf-httpapi-ratelimit-headers-09), such as "default";q=100;w=60: q requests per w seconds. Sent when RATE_LIMIT_PER_MINUTE is set.`)
+	current := str(`What remains of the quota, such as "default";r=0;t=20: r requests left, whole again in t seconds. Sent when RATE_LIMIT_PER_MINUTE is set.`)
+	for _, item := range o.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Post, item.Patch, item.Delete} {
+			if op == nil || op.Hidden {
+				continue
+			}
+			for code, resp := range op.Responses {
+				if resp.Headers == nil {
+					resp.Headers = map[string]*huma.Param{}
+				}
+				switch code {
+				case "429", "503":
+					resp.Headers["Retry-After"] = retryAfter
+				}
+				if code != "default" {
+					resp.Headers["RateLimit-Policy"] = policy
+					resp.Headers["RateLimit"] = current
+				}
+			}
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // publicPaths are served without a tenant: health, metrics and the API
 // description (huma serves the spec in four forms; /docs loads the YAML one).
@@ -325,8 +389,9 @@ func (e *apiError) GetHeaders() http.Header { return e.d.Header }
 // ContentType implements huma.ContentTypeFilter.
 func (e *apiError) ContentType(string) string { return problem.ContentType }
 
-// MarshalJSON writes the problem details.
-func (e *apiError) MarshalJSON() ([]byte, error) { return json.Marshal(e.d) }
+// MarshalJSON writes the problem details, readable (problem.Details keeps
+// '<' and '>' as they are).
+func (e *apiError) MarshalJSON() ([]byte, error) { return e.d.MarshalJSON() }
 
 // problemTransformer rewrites the errors huma produces itself (unparseable
 // bodies, failed validation, oversized bodies) into the problem details that
@@ -356,9 +421,15 @@ func problemTransformer(_ huma.Context, _ string, v any) (any, error) {
 			}
 			fd := problem.FieldDetail{Message: e.Message, Location: e.Location}
 			if e.Message == "unexpected property" {
-				// The location holds the client's property name.
-				fd.Location = "body"
+				// The location holds the client's property name: named,
+				// escaped where it is not a plain name, and cut short.
+				fd.Location = fieldLocation(e.Location)
 				fd.Message = "unexpected property: the body may hold only the documented fields"
+			}
+			if name, ok := strings.CutPrefix(e.Message, "expected required property "); ok {
+				// Named by the schema, not the client: safe to send.
+				fd.Location = e.Location + "." + strings.TrimSuffix(name, " to be present")
+				fd.Message = "is required"
 			}
 			d.Errors = append(d.Errors, fd)
 		}
@@ -366,4 +437,30 @@ func problemTransformer(_ huma.Context, _ string, v any) (any, error) {
 		d = problem.FromError(errors.New(em.Detail))
 	}
 	return &apiError{d}, nil
+}
+
+// fieldLocation returns huma's location of a client's property name
+// ("body.foo") fit to send back: a plain name as it is, any other in
+// brackets, quoted with every non-ASCII or control character escaped, and
+// at most maxField bytes of it.
+func fieldLocation(loc string) string {
+	const maxField = 64
+	parent, name, ok := strings.Cut(loc, ".")
+	if !ok {
+		return "body"
+	}
+	cut := ""
+	if len(name) > maxField {
+		name, cut = name[:maxField], "..."
+		for !utf8.ValidString(name) {
+			name = name[:len(name)-1]
+		}
+	}
+	plain := name != "" && strings.IndexFunc(name, func(r rune) bool {
+		return !(r == '_' || r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) < 0
+	if plain {
+		return parent + "." + name + cut
+	}
+	return parent + "[" + strconv.QuoteToASCII(name) + cut + "]"
 }

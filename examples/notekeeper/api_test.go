@@ -271,7 +271,7 @@ func TestHandlerAccessLog(t *testing.T) {
 	}
 	want := []line{
 		{Msg: "request", Method: "POST", Path: "/notes", Status: 201, TenantID: acmeID, Tenant: acme},
-		{Msg: "request", Method: "GET", Path: "/notes", Status: 404},
+		{Msg: "request", Method: "GET", Path: "/notes", Status: 404, Tenant: marker + "-unknown"},
 		{Msg: "request", Method: "GET", Path: "/notes", Status: 400},
 	}
 	if len(requests) != len(want) {
@@ -282,8 +282,8 @@ func TestHandlerAccessLog(t *testing.T) {
 			t.Errorf("log line %d = %+v, want %+v", i, requests[i], want[i])
 		}
 	}
-	if strings.Contains(f.logs.String(), marker) {
-		t.Fatalf("the log repeats a header value:\n%s", f.logs.String())
+	if strings.Contains(f.logs.String(), marker+"_") || !strings.Contains(f.logs.String(), `"outcome":"invalid"`) {
+		t.Fatalf("the log repeats an invalid header value, or no outcome:\n%s", f.logs.String())
 	}
 }
 

@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/admin"
 	"github.com/go-tenancy/tenancy/isolation"
 	"github.com/go-tenancy/tenancy/isolation/postgres"
 	"github.com/go-tenancy/tenancy/isolation/sqlite"
@@ -32,7 +36,8 @@ import (
 //go:embed migrations
 var migrationFiles embed.FS
 
-// seedTenants are provisioned at every start unless they exist already.
+// seedTenants are the demo tenants, provisioned once when SEED_DEMO is on
+// (see backend.seed).
 var seedTenants = []tenancy.Tenant{
 	{ID: "tenant-acme-001", Identifier: "acme-corp", Name: "Acme Corp"},
 	{ID: "tenant-globex-001", Identifier: "globex", Name: "Globex Corporation"},
@@ -43,6 +48,9 @@ var seedTenants = []tenancy.Tenant{
 const (
 	journalFile     = "_migrations.db"
 	tenantStoreFile = "_tenants.db"
+	// seedMarkerFile records, beside the tenant store, that the demo
+	// tenants were seeded.
+	seedMarkerFile = "_demo-seeded"
 )
 
 // noRedisTTL is the tenant cache's lifetime without Redis when the tenant
@@ -74,6 +82,14 @@ type backend struct {
 	// doctor inspects the RLS setup; nil on SQLite.
 	doctor func(context.Context) (*postgres.Report, error)
 
+	// readOnly: see backendOptions.ReadOnly.
+	readOnly bool
+	// seeded and markSeeded read and write the persisted record that the
+	// demo tenants were seeded; nil with the in-memory tenant store, which
+	// remembers nothing.
+	seeded     func(context.Context) (bool, error)
+	markSeeded func(context.Context) error
+
 	closers []func()
 }
 
@@ -87,12 +103,16 @@ type backendOptions struct {
 	// MigrateConcurrency is how many targets migrate at once. Zero: the
 	// migrate package's default (4).
 	MigrateConcurrency int
+	// ReadOnly opens everything without changing anything: no grant, no
+	// tenant store migration, no journal creation. For admin commands that
+	// only read, which then work with DATABASE_URL's role alone.
+	ReadOnly bool
 }
 
 // openBackend connects everything cfg names.
 func openBackend(ctx context.Context, cfg Config, opts backendOptions) (_ *backend, err error) {
 	logger := opts.Logger
-	b := &backend{cfg: cfg, logger: logger}
+	b := &backend{cfg: cfg, logger: logger, readOnly: opts.ReadOnly}
 	defer func() {
 		if err != nil {
 			b.close()
@@ -226,28 +246,35 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 	pcfg := postgres.Config{Logger: b.logger}
 	admin, err := postgres.NewRLS(ctx, migPool, pcfg)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("row-level security on MIGRATION_DATABASE_URL: %w", err)
+		return nil, nil, nil, nil, b.setupHint(ctx, migPool, fmt.Errorf("row-level security on MIGRATION_DATABASE_URL: %w", err))
 	}
-	if err := grantTenantRole(ctx, appPool, migPool, admin.Role()); err != nil {
-		return nil, nil, nil, nil, err
+	if !b.readOnly {
+		if err := grantTenantRole(ctx, appPool, migPool, admin.Role()); err != nil {
+			return nil, nil, nil, nil, b.setupHint(ctx, migPool, err)
+		}
 	}
 	provider, err := postgres.NewRLS(ctx, appPool, pcfg)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("row-level security on DATABASE_URL: %w", err)
+		return nil, nil, nil, nil, b.setupHint(ctx, migPool, fmt.Errorf("row-level security on DATABASE_URL: %w", err))
 	}
-	journal, err := migrate.NewPostgresJournal(ctx, migPool, "tenancy")
-	if err != nil {
-		return nil, nil, nil, nil, err
+	var journal migrate.Journal
+	if b.readOnly {
+		journal = migrate.OpenPostgresJournal(migPool, "tenancy")
+	} else if journal, err = migrate.NewPostgresJournal(ctx, migPool, "tenancy"); err != nil {
+		return nil, nil, nil, nil, b.needsOwner(err)
 	}
 
 	var store tenancy.Store = memstore.New()
 	if b.cfg.TenantStore == storeDB {
-		if err := pgstore.Migrate(ctx, migPool, pgstore.Config{Logger: b.logger}); err != nil {
-			return nil, nil, nil, nil, err
+		if !b.readOnly {
+			if err := pgstore.Migrate(ctx, migPool, pgstore.Config{Logger: b.logger}); err != nil {
+				return nil, nil, nil, nil, b.needsOwner(err)
+			}
 		}
 		if store, err = pgstore.New(ctx, migPool, pgstore.Config{Logger: b.logger}); err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, nil, b.needsOwner(err)
 		}
+		b.seeded, b.markSeeded = postgresSeedMarker(migPool)
 	}
 	b.ready = func(ctx context.Context) error {
 		if err := appPool.Ping(ctx); err != nil {
@@ -281,9 +308,84 @@ func openPool(ctx context.Context, name, dsn string, minConns int32) (*pgxpool.P
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to %s: %w", name, err)
+		return nil, connectError(name, cfg.ConnConfig.User, cfg.ConnConfig.Database, err)
 	}
 	return pool, nil
+}
+
+// connectError says why a connection failed in one line: the server's
+// refusal or the network error, once (pgx lists every address it tried),
+// and what to do about a missing role or database.
+func connectError(name, user, database string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		hint := ""
+		switch pgErr.Code {
+		case "28000", "3D000": // no such role, no such database
+			hint = ` (create the roles and the database with the SQL "notekeeper setup" prints)`
+		}
+		return fmt.Errorf("connect to %s as %s to database %s: %s (SQLSTATE %s)%s", name, user, database, pgErr.Message, pgErr.Code, hint)
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return fmt.Errorf("connect to %s: %w", name, opErr)
+	}
+	return fmt.Errorf("connect to %s: %w", name, err)
+}
+
+// setupConfig is the PostgreSQL setup of cfg: the database and the two
+// roles of DATABASE_URL (or databaseURL, from --database-url) and
+// MIGRATION_DATABASE_URL.
+func setupConfig(cfg Config, databaseURL string) (postgres.SetupConfig, error) {
+	if databaseURL == "" {
+		databaseURL = cfg.DatabaseURL
+	}
+	if databaseURL == "" {
+		return postgres.SetupConfig{}, errors.New("set DATABASE_URL (requests) and MIGRATION_DATABASE_URL (migrations): setup is for PostgreSQL")
+	}
+	if cfg.MigrationDatabaseURL == "" || cfg.MigrationDatabaseURL == cfg.DatabaseURL {
+		return postgres.SetupConfig{}, errors.New("set MIGRATION_DATABASE_URL to the owner's URL: requests and migrations connect as two roles")
+	}
+	return admin.SetupFromURLs(databaseURL, cfg.MigrationDatabaseURL)
+}
+
+// setupHint completes a setup failure with what the server lacks: the
+// statements of postgres.SetupSQL that are still needed for both login
+// roles, which the library's own error (about one connection's user) cannot
+// know.
+func (b *backend) setupHint(ctx context.Context, pool *pgxpool.Pool, err error) error {
+	var setup *postgres.SetupError
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &setup) && !(errors.As(err, &pgErr) && (pgErr.Code == "42501" || pgErr.Code == "0LP01")) {
+		return err
+	}
+	cfg, cerr := setupConfig(b.cfg, "")
+	if cerr != nil {
+		return err
+	}
+	sql, perr := postgres.PendingSetup(ctx, pool, cfg)
+	if perr != nil || len(sql) == 0 {
+		return err
+	}
+	problem := err.Error()
+	if setup != nil {
+		problem = setup.Problem
+	}
+	return fmt.Errorf("the PostgreSQL setup is incomplete (%s); as a superuser run: %s (or: notekeeper setup --apply --admin-url <a superuser's URL>)",
+		problem, strings.Join(sql, " "))
+}
+
+// needsOwner names MIGRATION_DATABASE_URL in a permission error met while
+// changing the schema as DATABASE_URL's user.
+func (b *backend) needsOwner(err error) error {
+	var pgErr *pgconn.PgError
+	if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		return err
+	}
+	if b.cfg.MigrationDatabaseURL == b.cfg.DatabaseURL {
+		return fmt.Errorf("%w: migrations need the owner's rights; set MIGRATION_DATABASE_URL to the owner's URL (it defaults to DATABASE_URL)", err)
+	}
+	return fmt.Errorf("%w: MIGRATION_DATABASE_URL's user must own the database (see notekeeper setup)", err)
 }
 
 // grantTenantRole makes the application's user a member of the tenant role,
@@ -342,6 +444,7 @@ func (b *backend) openSQLite(ctx context.Context) (tenancy.Store, isolation.Prov
 		}
 		b.closers = append(b.closers, func() { _ = s.Close() })
 		store = s
+		b.seeded, b.markSeeded = fileSeedMarker(filepath.Join(b.cfg.DataDir, seedMarkerFile))
 	}
 	b.ready = func(ctx context.Context) error {
 		if _, err := journalDB.ExecContext(ctx, "SELECT 1 FROM migration_targets LIMIT 1"); err != nil {
@@ -387,11 +490,25 @@ func (b *backend) migrateAll(ctx context.Context) error {
 	return nil
 }
 
-// seed provisions the demo tenants that do not exist yet, so that their
-// storage exists and is migrated before they are served. It is idempotent:
-// an existing tenant keeps its status (a suspended one stays suspended),
-// and one whose provisioning failed is retried.
+// seed provisions the demo tenants when SEED_DEMO is on and the tenant
+// store has not recorded that it did so before: with a persisted store, a
+// demo tenant deleted or purged later stays gone. Tenants that exist keep
+// their status (a suspended one stays suspended), and one whose
+// provisioning failed is retried.
 func (b *backend) seed(ctx context.Context) error {
+	if !b.cfg.SeedDemo {
+		return nil
+	}
+	if b.seeded != nil {
+		done, err := b.seeded(ctx)
+		if err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		if done {
+			b.logger.DebugContext(ctx, "demo tenants seeded before; not again")
+			return nil
+		}
+	}
 	for _, s := range seedTenants {
 		t, err := b.tenants.Get(ctx, s.ID)
 		switch {
@@ -415,5 +532,50 @@ func (b *backend) seed(ctx context.Context) error {
 		}
 		b.logger.InfoContext(ctx, "seed tenant provisioned", slog.String("tenant", s.Identifier))
 	}
+	if b.markSeeded != nil {
+		if err := b.markSeeded(ctx); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+	}
 	return nil
+}
+
+// postgresSeedMarker keeps the seed record in a table of its own.
+func postgresSeedMarker(pool *pgxpool.Pool) (seeded func(context.Context) (bool, error), mark func(context.Context) error) {
+	seeded = func(ctx context.Context) (bool, error) {
+		var ok bool
+		err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM notekeeper_demo_seed)").Scan(&ok)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // never seeded: no table yet
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read the demo seed record: %w", err)
+		}
+		return ok, nil
+	}
+	mark = func(ctx context.Context) error {
+		_, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS notekeeper_demo_seed (seeded_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO notekeeper_demo_seed DEFAULT VALUES`)
+		if err != nil {
+			return fmt.Errorf("record the demo seed: %w", err)
+		}
+		return nil
+	}
+	return seeded, mark
+}
+
+// fileSeedMarker keeps the seed record in a file.
+func fileSeedMarker(path string) (seeded func(context.Context) (bool, error), mark func(context.Context) error) {
+	seeded = func(context.Context) (bool, error) {
+		_, err := os.Stat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	mark = func(context.Context) error {
+		return os.WriteFile(path, []byte("The demo tenants were seeded; delete this file to seed them again.\n"), 0o644)
+	}
+	return seeded, mark
 }

@@ -46,6 +46,12 @@ type Config struct {
 	// RateLimitPerMinute caps each tenant's requests per minute
 	// (RATE_LIMIT_PER_MINUTE). Zero: no limit. Default zero.
 	RateLimitPerMinute int
+	// SeedDemo provisions the demo tenants acme-corp and globex
+	// (SEED_DEMO), once: a persisted tenant store remembers that it did, so
+	// that a demo tenant deleted or purged later is not created again.
+	// Default true with the in-memory tenant store or the embedded SQLite,
+	// false on PostgreSQL with TENANT_STORE=db.
+	SeedDemo bool
 	// LogLevel is debug, info, warn or error (LOG_LEVEL). Default info.
 	LogLevel slog.Level
 	// LogFormat is text or json (LOG_FORMAT). Default text.
@@ -88,6 +94,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.TenantStore != storeMemory && c.TenantStore != storeDB {
 		errs = append(errs, errors.New("TENANT_STORE must be memory or db"))
 	}
+	c.SeedDemo = !(c.DatabaseURL != "" && c.TenantStore == storeDB)
+	if v := env("SEED_DEMO", ""); v != "" {
+		if c.SeedDemo, err = strconv.ParseBool(v); err != nil {
+			errs = append(errs, errors.New("SEED_DEMO must be true or false"))
+		}
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(env("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, errors.New("LOG_LEVEL must be debug, info, warn or error"))
 	}
@@ -97,9 +109,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.DatabaseURL == "" && getenv("MIGRATION_DATABASE_URL") != "" {
 		errs = append(errs, errors.New("MIGRATION_DATABASE_URL needs DATABASE_URL"))
 	}
-	for _, v := range []struct{ name, value string }{{"DATABASE_URL", c.DatabaseURL}, {"MIGRATION_DATABASE_URL", c.MigrationDatabaseURL}} {
-		if v.value != "" && !isPostgresURL(v.value) {
-			errs = append(errs, fmt.Errorf("%s must be a postgres:// or postgresql:// URL", v.name))
+	// Only what the user set is named: MIGRATION_DATABASE_URL defaulted
+	// from a bad DATABASE_URL is the same mistake, reported once.
+	for _, name := range []string{"DATABASE_URL", "MIGRATION_DATABASE_URL"} {
+		if v := strings.TrimSpace(getenv(name)); v != "" && !isPostgresURL(v) {
+			errs = append(errs, fmt.Errorf("%s must be a postgres:// or postgresql:// URL", name))
 		}
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
@@ -109,7 +123,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("DATA_DIR must be a directory path without '?'"))
 	}
 	if len(errs) > 0 {
-		return Config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
+		// One line each, every one saying what it is about.
+		for i, e := range errs {
+			errs[i] = fmt.Errorf("configuration: %w", e)
+		}
+		return Config{}, errors.Join(errs...)
 	}
 	return c, nil
 }

@@ -49,6 +49,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "BadRate", env: map[string]string{"RATE_LIMIT_PER_MINUTE": "-1"}, wantErr: "RATE_LIMIT_PER_MINUTE"},
 		{name: "BadLogLevel", env: map[string]string{"LOG_LEVEL": "loud"}, wantErr: "LOG_LEVEL"},
 		{name: "MySQL", env: map[string]string{"DATABASE_URL": "mysql://root:s3cret-password@db/notes"}, wantErr: "DATABASE_URL"},
+		{name: "BadSeed", env: map[string]string{"SEED_DEMO": "perhaps"}, wantErr: "SEED_DEMO"},
 		{name: "MigrationURLAlone", env: map[string]string{"MIGRATION_DATABASE_URL": pg}, wantErr: "needs DATABASE_URL"},
 		{name: "BadRedis", env: map[string]string{"REDIS_URL": "http://s3cret-password@cache"}, wantErr: "REDIS_URL"},
 		{name: "QuestionMarkInDataDir", env: map[string]string{"DATA_DIR": "/tmp/a?b"}, wantErr: "DATA_DIR"},
@@ -97,9 +98,53 @@ func TestRunRefusesBadConfigurationAndArguments(t *testing.T) {
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d; stdout %q, stderr %q", code, tc.code, out.String(), errOut.String())
 			}
-			if tc.code == 0 && !strings.Contains(out.String(), "notekeeper [serve]") {
-				t.Fatalf("help lacks the serve line: %q", out.String())
+			if tc.code == 0 && !strings.Contains(out.String(), "serve ") {
+				t.Fatalf("help lacks the serve command: %q", out.String())
+			}
+			if tc.code != 0 && !strings.HasPrefix(errOut.String(), "notekeeper: ") {
+				t.Fatalf("stderr %q does not start with the program's name", errOut.String())
 			}
 		})
+	}
+}
+
+// TestConfigErrorsNameWhatWasSet: a bad DATABASE_URL is reported once, not
+// again for the MIGRATION_DATABASE_URL that defaults to it, and every line
+// of a multi-error message starts with the program's name.
+func TestConfigErrorsNameWhatWasSet(t *testing.T) {
+	t.Parallel()
+	var out, errOut strings.Builder
+	env := map[string]string{"DATABASE_URL": "mysql://x", "PORT": "eighty"}
+	code := run(t.Context(), nil, func(k string) string { return env[k] }, &out, &errOut)
+	want := "notekeeper: configuration: PORT must be a port number\n" +
+		"notekeeper: configuration: DATABASE_URL must be a postgres:// or postgresql:// URL\n"
+	if code != 2 || errOut.String() != want || out.String() != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out.String(), errOut.String(), want)
+	}
+	env = map[string]string{"DATABASE_URL": "postgres://app@db/notes", "MIGRATION_DATABASE_URL": "mysql://owner@db/notes"}
+	errOut.Reset()
+	code = run(t.Context(), []string{"tenants", "list"}, func(k string) string { return env[k] }, &out, &errOut)
+	if code != 2 || errOut.String() != "notekeeper: configuration: MIGRATION_DATABASE_URL must be a postgres:// or postgresql:// URL\n" {
+		t.Fatalf("admin command with a bad MIGRATION_DATABASE_URL: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestSeedDemoDefault(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{nil, true},
+		{map[string]string{"TENANT_STORE": "db"}, true},
+		{map[string]string{"DATABASE_URL": "postgres://app@db/notes"}, true},
+		{map[string]string{"DATABASE_URL": "postgres://app@db/notes", "TENANT_STORE": "db"}, false},
+		{map[string]string{"DATABASE_URL": "postgres://app@db/notes", "TENANT_STORE": "db", "SEED_DEMO": "true"}, true},
+		{map[string]string{"SEED_DEMO": "false"}, false},
+	} {
+		cfg, err := loadConfig(func(k string) string { return c.env[k] })
+		if err != nil || cfg.SeedDemo != c.want {
+			t.Errorf("%v: SeedDemo %v (%v), want %v", c.env, cfg.SeedDemo, err, c.want)
+		}
 	}
 }

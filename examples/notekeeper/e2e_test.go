@@ -39,6 +39,7 @@ func TestEndToEnd(t *testing.T) {
 			"REDIS_URL":              testenv.RedisURL(),
 			"REDIS_PREFIX":           testenv.RandomName("notekeeper-e2e-") + ":",
 			"TENANT_STORE":           "db",
+			"SEED_DEMO":              "true",
 			// High enough never to refuse a request of the test; the purge
 			// then forgets rate-limit keys in Redis too, and checks them.
 			"RATE_LIMIT_PER_MINUTE": "100000",
@@ -296,10 +297,13 @@ func (s *server) eventually(t *testing.T, within time.Duration, tenant string, s
 func (s *server) checkLogs(t *testing.T) {
 	t.Helper()
 	logs := s.logs.String()
-	for _, v := range []string{marker + "-unknown", marker + "_x"} {
-		if strings.Contains(logs, v) {
-			t.Errorf("the log repeats the header value %q", v)
-		}
+	// An invalid header value is never logged; the valid identifier of an
+	// unknown tenant is, with the outcome, as every refused request's.
+	if strings.Contains(logs, marker+"_x") {
+		t.Errorf("the log repeats the invalid header value %q", marker+"_x")
+	}
+	if !strings.Contains(logs, `"status":404,"bytes":`) || !strings.Contains(logs, `"tenant":"`+marker+`-unknown","outcome":"not_found"`) {
+		t.Errorf("no request log line names the unknown tenant asked for:\n%s", logs)
 	}
 	want := `"msg":"request","method":"POST","path":"/notes","status":201`
 	if !strings.Contains(logs, want) || !strings.Contains(logs, `"tenant_id":"`+acmeID+`","tenant":"`+acme+`"`) {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/limit"
@@ -41,8 +40,9 @@ type handlerConfig struct {
 
 // newHandler returns the whole HTTP service:
 //
-//	recover -> access log -> tenancy middleware (resolve X-Tenant-ID, check
-//	status, tenant into context) -> rate limit -> routes
+//	observe (access log, request metrics) -> recover -> tenancy middleware
+//	(resolve X-Tenant-ID, check status, tenant into context) -> rate limit
+//	-> routes
 //
 // Public paths (health, metrics, API description) pass the tenancy
 // middleware without a tenant.
@@ -60,35 +60,30 @@ func newHandler(cfg handlerConfig) http.Handler {
 	newHumaAPI(mux, &notesAPI{notes: cfg.Notes, ready: cfg.Ready, logger: cfg.Logger})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
 
-	var h http.Handler = problemNotFound(mux)
+	var h http.Handler = middleware.Route(problemNotFound(mux))
 	if cfg.Limiter != nil {
 		h = cfg.Limiter.Middleware(h)
 	}
-	h = captureTenant(h)
 	h = middleware.New(middleware.Config{
 		Resolver:    resolve.Header{Lookup: cfg.Tenants},
 		PublicPaths: publicPaths,
 		Logger:      cfg.Logger,
 		Metrics:     cfg.Metrics,
 	})(h)
-	h = accessLog(cfg.Logger, h)
-	return recoverPanics(cfg.Logger, h)
+	h = recoverPanics(cfg.Logger, h)
+	return middleware.Observe(middleware.ObserveConfig{
+		Metrics: requestMetrics(cfg.Metrics),
+		Done:    accessLog(cfg.Logger),
+	})(h)
 }
 
-// logSlot carries the request's tenant from inside the tenancy middleware
-// out to the access log, which runs outside it so that refused requests are
-// logged too.
-type logSlot struct{ tenant *tenancy.Tenant }
-
-type logSlotKey struct{}
-
-func captureTenant(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if slot, ok := r.Context().Value(logSlotKey{}).(*logSlot); ok {
-			slot.tenant, _ = tenancy.FromContext(r.Context())
-		}
-		next.ServeHTTP(w, r)
-	})
+// requestMetrics keeps a nil *promtenancy.Metrics from becoming a non-nil
+// interface.
+func requestMetrics(m *promtenancy.Metrics) middleware.RequestMetrics {
+	if m == nil {
+		return nil
+	}
+	return m
 }
 
 // quietPaths are logged at debug level: probes and scrapers call them all
@@ -96,58 +91,39 @@ func captureTenant(next http.Handler) http.Handler {
 var quietPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 // accessLog logs one line per request: method, path, status, size and
-// duration, plus tenant_id and tenant once the tenant is known (through
-// tenancy.LogHandler). Header values are never logged.
-func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		slot := &logSlot{}
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), logSlotKey{}, slot)))
+// duration, plus tenant_id and tenant (through tenancy.LogHandler) once the
+// tenant is known, refused tenants too. A request refused before its tenant
+// was found logs the identifier it asked for, when it is a valid one (an
+// unknown tenant, 404), and the resolution's outcome: header values that
+// are not identifiers are never logged.
+func accessLog(logger *slog.Logger) func(*http.Request, *middleware.Observation) {
+	return func(r *http.Request, o *middleware.Observation) {
 		ctx := r.Context()
-		if slot.tenant != nil {
-			ctx = tenancy.WithTenant(ctx, slot.tenant)
+		attrs := make([]slog.Attr, 0, 8)
+		attrs = append(attrs,
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", o.Status),
+			slog.Int64("bytes", o.Bytes),
+			slog.Duration("duration", o.Duration))
+		if o.Tenant != nil {
+			ctx = tenancy.WithTenant(ctx, o.Tenant)
+		} else if id := r.Header.Get(resolve.DefaultHeader); id != "" && tenancy.ValidateIdentifier(id) == nil {
+			attrs = append(attrs, slog.String("tenant", id))
+		}
+		if o.Outcome != "" && o.Outcome != middleware.OutcomeOK {
+			attrs = append(attrs, slog.String("outcome", o.Outcome))
 		}
 		level := slog.LevelInfo
 		switch {
-		case rec.status >= 500:
+		case o.Status >= 500:
 			level = slog.LevelError
-		case quietPaths[r.URL.Path] && rec.status < 400:
+		case quietPaths[r.URL.Path] && o.Status < 400:
 			level = slog.LevelDebug
 		}
-		logger.LogAttrs(ctx, level, "request",
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status),
-			slog.Int64("bytes", rec.bytes),
-			slog.Duration("duration", time.Since(start)))
-	})
-}
-
-// statusRecorder remembers the status and size of a response.
-type statusRecorder struct {
-	http.ResponseWriter
-	status      int
-	bytes       int64
-	wroteHeader bool
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if !s.wroteHeader {
-		s.status, s.wroteHeader = code, true
+		logger.LogAttrs(ctx, level, "request", attrs...)
 	}
-	s.ResponseWriter.WriteHeader(code)
 }
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	s.wroteHeader = true
-	n, err := s.ResponseWriter.Write(b)
-	s.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // recoverPanics answers a panicking handler with a 500 problem instead of a
 // dropped connection, and logs the panic.

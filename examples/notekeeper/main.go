@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,62 +12,160 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/admin"
+	"github.com/go-tenancy/tenancy/isolation/postgres"
 	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
 )
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-const usage = `Usage:
-  notekeeper [serve]    start the HTTP service (the default)
-  notekeeper <command>  run an admin command (listed below)
-
-Configuration comes from the environment: PORT, DATA_DIR, DATABASE_URL,
-MIGRATION_DATABASE_URL, REDIS_URL, REDIS_PREFIX, TENANT_STORE,
-MIGRATE_ON_START, RATE_LIMIT_PER_MINUTE, LOG_LEVEL, LOG_FORMAT (see README.md).
-`
-
-// run is main without the process: it returns the exit code.
+// run is main without the process: it returns the exit code. The command
+// line is the admin CLI's (package admin) with Notekeeper's own commands:
+// serve (the default), healthcheck and openapi.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		fmt.Fprintln(stderr, "notekeeper:", err)
-		return 2
-	}
-	logger := newLogger(cfg, stderr)
-	if len(args) > 0 {
-		switch {
-		case args[0] == "serve" && len(args) == 1:
-		case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
-			fmt.Fprint(stdout, usage+"\n")
-			return runAdmin(ctx, cfg, args, getenv, stdout, stderr)
-		case admin.IsCommand(args[0]):
-			return runAdmin(ctx, cfg, args, getenv, stdout, stderr)
-		default:
-			fmt.Fprint(stderr, usage)
-			return 2
+	config := func() (Config, error) {
+		cfg, err := loadConfig(getenv)
+		if err != nil {
+			return Config{}, admin.UsageError(err)
 		}
+		return cfg, nil
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		// After the first signal, a second one ends the process at once.
-		<-ctx.Done()
-		stop()
-	}()
-	if err := serve(ctx, cfg, logger); err != nil {
-		logger.Error("notekeeper stopped", slog.Any("error", err))
-		return 1
+	app := &admin.App{
+		Name:  "notekeeper",
+		Short: "a multi-tenant note-taking service (run with no command to serve)",
+		Open: func(ctx context.Context, c admin.Connect) (*admin.Env, error) {
+			cfg, err := config()
+			if err != nil {
+				return nil, err
+			}
+			return openAdminEnv(ctx, cfg, c)
+		},
+		Setup: func(c admin.Connect) (postgres.SetupConfig, error) {
+			cfg, err := config()
+			if err != nil {
+				return postgres.SetupConfig{}, err
+			}
+			return setupConfig(cfg, c.DatabaseURL)
+		},
+		Commands: []*cobra.Command{
+			serveCmd(ctx, config, stderr),
+			healthcheckCmd(getenv, stdout),
+			openapiCmd(stdout),
+		},
+		Default: "serve",
+		Stdout:  stdout,
+		Stderr:  stderr,
+		Getenv:  getenv,
 	}
-	return 0
+	return app.Run(ctx, args)
+}
+
+// noArgs refuses arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return admin.UsageError(fmt.Errorf("%s: unexpected argument %q (usage: %s)", cmd.Name(), args[0], cmd.UseLine()))
+	}
+	return nil
+}
+
+func serveCmd(ctx context.Context, config func() (Config, error), stderr io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "start the HTTP service (the default)",
+		Long: `Start the HTTP service. Configuration comes from the environment: PORT,
+DATA_DIR, DATABASE_URL, MIGRATION_DATABASE_URL, REDIS_URL, REDIS_PREFIX,
+TENANT_STORE, MIGRATE_ON_START, SEED_DEMO, RATE_LIMIT_PER_MINUTE, LOG_LEVEL,
+LOG_FORMAT and the OpenTelemetry variables (see README.md).`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cfg, err := config()
+			if err != nil {
+				return err
+			}
+			logger := newLogger(cfg, stderr)
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			go func() {
+				// After the first signal, a second one ends the process at once.
+				<-ctx.Done()
+				stop()
+			}()
+			return serve(ctx, cfg, logger)
+		},
+	}
+}
+
+// healthcheckCmd asks a running server whether it is ready: the image has
+// no curl, so Docker's healthcheck runs the binary itself.
+func healthcheckCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
+	var (
+		url     string
+		timeout time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "healthcheck",
+		Short: "exit 0 when the server on PORT answers GET /readyz with 200",
+		Long: `Ask the server on this machine whether it is ready: GET /readyz on
+127.0.0.1:$PORT (default 8000) must answer 200 in time. For container
+healthchecks, since the image has no shell and no curl.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if url == "" {
+				port := strings.TrimSpace(getenv("PORT"))
+				if port == "" {
+					port = "8000"
+				}
+				url = "http://127.0.0.1:" + port + "/readyz"
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return admin.UsageError(errors.New("healthcheck: --url must be an http:// URL"))
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("healthcheck: %w", err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("healthcheck: %s answered %s", req.URL.Path, resp.Status)
+			}
+			fmt.Fprintln(stdout, "ok")
+			return nil
+		},
+	}
+	c.Flags().StringVar(&url, "url", "", "`URL` to check (default http://127.0.0.1:$PORT/readyz)")
+	c.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "how long to wait for the answer")
+	return c
+}
+
+// openapiCmd prints the API's OpenAPI document, as /openapi.json serves it.
+func openapiCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "openapi",
+		Short: "print the OpenAPI 3.1 document of the API",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			api := newHumaAPI(http.NewServeMux(), &notesAPI{})
+			b, err := json.MarshalIndent(api.OpenAPI(), "", "  ")
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(stdout, "%s\n", b)
+			return err
+		},
+	}
 }
 
 // newLogger logs to w, adding tenant_id and tenant to every line logged
@@ -99,6 +198,13 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The port first: a busy one is reported before anything is migrated
+	// or seeded. Connections wait in the backlog until Serve.
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
+	if err != nil {
+		return fmt.Errorf("listen on port %d: %w", cfg.Port, errors.Unwrap(err))
+	}
+	defer ln.Close()
 	b, err := openBackend(ctx, cfg, backendOptions{Logger: logger, Metrics: metrics})
 	if err != nil {
 		return err
@@ -106,7 +212,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer b.close()
 	if cfg.MigrateOnStart {
 		if err := b.migrateAll(ctx); err != nil {
-			return fmt.Errorf("migrate: %w", err)
+			return b.needsOwner(fmt.Errorf("migrate: %w", err))
 		}
 	}
 	if err := b.seed(ctx); err != nil {
@@ -132,10 +238,6 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
 	}
 	storage := "sqlite"
 	if cfg.Postgres() {

@@ -254,7 +254,7 @@ func (b *backend) provisioner(t *testing.T) func(t *testing.T) *tenancy.Tenant {
 
 func TestNoteStoreSQLite(t *testing.T) {
 	t.Parallel()
-	b := openTestBackend(t, Config{DataDir: t.TempDir(), TenantStore: storeDB})
+	b := openTestBackend(t, Config{DataDir: t.TempDir(), TenantStore: storeDB, SeedDemo: true})
 	testNoteStore(t, storeFixture{store: b.notes, newTenant: b.provisioner(t)})
 }
 
@@ -269,6 +269,7 @@ func postgresConfig(t *testing.T) (Config, string) {
 		DatabaseURL:          testenv.WithUser(dsn, testenv.AppRole),
 		MigrationDatabaseURL: dsn,
 		TenantStore:          storeDB,
+		SeedDemo:             true,
 	}, dsn
 }
 
@@ -469,7 +470,7 @@ func TestPostgresMigrationMatchesLibrary(t *testing.T) {
 func TestSQLiteRestartKeepsNotes(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cfg := Config{DataDir: dir, TenantStore: storeMemory}
+	cfg := Config{DataDir: dir, TenantStore: storeMemory, SeedDemo: true}
 	b := openTestBackend(t, cfg)
 	acmeT, err := b.tenants.Get(t.Context(), acmeID)
 	if err != nil {
@@ -501,7 +502,7 @@ func TestSQLiteRestartKeepsNotes(t *testing.T) {
 // start finds the seeds and leaves them (and a suspension) alone.
 func TestSeedIsIdempotent(t *testing.T) {
 	t.Parallel()
-	cfg := Config{DataDir: t.TempDir(), TenantStore: storeDB}
+	cfg := Config{DataDir: t.TempDir(), TenantStore: storeDB, SeedDemo: true}
 	b := openTestBackend(t, cfg)
 	if _, err := b.lifecycle.Suspend(t.Context(), globexID, "testing"); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@
 //	TENANT_STORE        db (default) or memory
 //	TESTAPP_MIGRATIONS  how many of the migrations exist: 1 or 2 (default 2)
 //	TESTAPP_PANIC       "open" makes opening the environment panic
+//	TESTAPP_APP_URL     the request role's URL, for the setup command
 package main
 
 import (
@@ -45,12 +46,14 @@ var migrations = fstest.MapFS{
 }
 
 func main() {
-	if len(os.Args) < 2 || !admin.IsCommand(os.Args[1]) {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
 		fmt.Fprintln(os.Stderr, "testapp: this test application only runs admin commands (try: testapp help)")
 		os.Exit(admin.ExitUsage)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	app := &admin.App{Name: "testapp", Open: open}
+	app := &admin.App{Name: "testapp", Open: open, Setup: func(c admin.Connect) (postgres.SetupConfig, error) {
+		return admin.SetupFromURLs(os.Getenv("TESTAPP_APP_URL"), c.DatabaseURL)
+	}}
 	code := app.Run(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
