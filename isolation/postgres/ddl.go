@@ -185,7 +185,7 @@ func SealSchema(ctx context.Context, db execer, schema, tenantID string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.Exec(ctx, sql); err != nil {
+	if err := execCatalog(ctx, db, sql); err != nil {
 		return fmt.Errorf("tenancy: seal schema %s: %w", schema, err)
 	}
 	return nil

@@ -166,10 +166,23 @@ func GrantSchema(ctx context.Context, db execer, schema, role string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.Exec(ctx, sql); err != nil {
+	if err := execCatalog(ctx, db, sql); err != nil {
 		return fmt.Errorf("tenancy: grant tenant role %s on schema %s: %w", role, schema, err)
 	}
 	return nil
+}
+
+// execCatalog runs a statement that changes catalog rows another process
+// may be changing at the same time (two instances provisioning one tenant,
+// say), retrying what PostgreSQL reports for such races: it is idempotent.
+func execCatalog(ctx context.Context, db execer, sql string) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err = db.Exec(ctx, sql); err == nil || !racing(err) {
+			return err
+		}
+	}
+	return err
 }
 
 func grantSQL(schema, role string) (string, error) {

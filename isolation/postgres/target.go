@@ -55,7 +55,7 @@ func (c *core) target(pool *pgxpool.Pool, key string, t *tenancy.Tenant, at targ
 			if err != nil {
 				return err
 			}
-			if _, err := db.ExecContext(ctx, sql); err != nil {
+			if err := execCatalog(ctx, sqlExecer{db}, sql); err != nil {
 				return fmt.Errorf("tenancy: grant tenant role %s on schema %s: %w", role, grantIn, err)
 			}
 			// The grant above covers every table, the migration version
