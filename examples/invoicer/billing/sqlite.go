@@ -179,8 +179,11 @@ func (s *SQLiteStore) DeleteCustomer(ctx context.Context, t *tenancy.Tenant, id 
 		n, err = q.DeleteCustomer(ctx, id)
 		return err
 	})
-	switch {
-	case sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+	switch code := sqliteCode(err); {
+	case code == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY, code == sqlite3.SQLITE_CONSTRAINT_TRIGGER:
+		// ON DELETE RESTRICT reports itself as a trigger's constraint;
+		// invoices are the only rows that refer to customers, and there
+		// are no other triggers.
 		return ErrCustomerHasInvoices
 	case err != nil:
 		return fmt.Errorf("delete customer: %w", err)
