@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // Customer is one customer of one tenant.
@@ -257,6 +259,20 @@ type Store interface {
 	// Transition applies an action to an invoice and returns it with its
 	// line items. An action its status does not allow is a *StateError.
 	Transition(ctx context.Context, t *tenancy.Tenant, id string, a Action) (Invoice, error)
+}
+
+// refused explains why an UPDATE guarded by status matched no row: the
+// invoice does not exist (for this tenant), or its status forbids action.
+// status is sqlc's InvoiceStatus of either dialect.
+func refused(ctx context.Context, status func(context.Context, string) (string, error), id, action string) error {
+	st, err := status(ctx, id)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), errors.Is(err, sql.ErrNoRows):
+		return ErrInvoiceNotFound
+	case err != nil:
+		return fmt.Errorf("%s invoice: %w", action, err)
+	}
+	return &StateError{Status: Status(st), Action: action}
 }
 
 // FormatNumber formats an invoice number: INV-0001 for 1. Numbers past

@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -274,20 +273,6 @@ func (s *PostgresStore) GetInvoice(ctx context.Context, t *tenancy.Tenant, id st
 		})
 	}
 	return inv, nil
-}
-
-// refused explains why an UPDATE guarded by status matched no row: the
-// invoice does not exist (for this tenant), or its status forbids action.
-// status is sqlc's InvoiceStatus of either dialect.
-func refused(ctx context.Context, status func(context.Context, string) (string, error), id, action string) error {
-	st, err := status(ctx, id)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows), errors.Is(err, sql.ErrNoRows):
-		return ErrInvoiceNotFound
-	case err != nil:
-		return fmt.Errorf("%s invoice: %w", action, err)
-	}
-	return &StateError{Status: Status(st), Action: action}
 }
 
 // UpdateDraft implements Store, in one transaction: the update, guarded by
