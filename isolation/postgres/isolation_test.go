@@ -489,4 +489,3 @@ func TestRoleSetup(t *testing.T) {
 		t.Fatal("an invalid role name was accepted")
 	}
 }
-
