@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/admin"
+	"github.com/go-tenancy/tenancy/examples/internal/service"
 	"github.com/go-tenancy/tenancy/isolation"
 	"github.com/go-tenancy/tenancy/isolation/postgres"
 	"github.com/go-tenancy/tenancy/isolation/sqlite"
@@ -154,7 +155,7 @@ func openBackend(ctx context.Context, cfg Config, opts backendOptions) (_ *backe
 		redislog.Use(logger)
 		rdb = redis.NewClient(opts)
 		b.closers = append(b.closers, func() { _ = rdb.Close() })
-	} else if cfg.TenantStore == storeDB {
+	} else if cfg.TenantStore == service.StoreDB {
 		ttl = noRedisTTL
 	}
 	b.tenants = cache.New(store, cache.Config{
@@ -265,7 +266,7 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 	}
 
 	var store tenancy.Store = memstore.New()
-	if b.cfg.TenantStore == storeDB {
+	if b.cfg.TenantStore == service.StoreDB {
 		if !b.readOnly {
 			if err := pgstore.Migrate(ctx, migPool, pgstore.Config{Logger: b.logger}); err != nil {
 				return nil, nil, nil, nil, b.needsOwner(err)
@@ -437,7 +438,7 @@ func (b *backend) openSQLite(ctx context.Context) (tenancy.Store, isolation.Prov
 		return nil, nil, nil, nil, err
 	}
 	var store tenancy.Store = memstore.New()
-	if b.cfg.TenantStore == storeDB {
+	if b.cfg.TenantStore == service.StoreDB {
 		s, err := sqlitestore.Open(ctx, filepath.Join(b.cfg.DataDir, tenantStoreFile), sqlitestore.Config{Logger: b.logger})
 		if err != nil {
 			return nil, nil, nil, nil, err
