@@ -22,6 +22,7 @@ import (
 	"github.com/go-tenancy/tenancy/lifecycle"
 	"github.com/go-tenancy/tenancy/limit"
 	"github.com/go-tenancy/tenancy/migrate"
+	"github.com/go-tenancy/tenancy/oteltenancy"
 	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/go-tenancy/tenancy/redislog"
 	"github.com/go-tenancy/tenancy/store/cache"
@@ -32,6 +33,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 //go:embed migrations
@@ -85,6 +87,8 @@ type backend struct {
 
 	// readOnly: see backendOptions.ReadOnly.
 	readOnly bool
+	// tracerProvider: see backendOptions.TracerProvider.
+	tracerProvider trace.TracerProvider
 	// seeded and markSeeded read and write the persisted record that the
 	// demo tenants were seeded; nil with the in-memory tenant store, which
 	// remembers nothing.
@@ -104,6 +108,9 @@ type backendOptions struct {
 	// MigrateConcurrency is how many targets migrate at once. Zero: the
 	// migrate package's default (4).
 	MigrateConcurrency int
+	// TracerProvider traces the statements requests run in a tenant's
+	// scope (oteltenancy). Nil: none is traced.
+	TracerProvider trace.TracerProvider
 	// ReadOnly opens everything without changing anything: no grant, no
 	// tenant store migration, no journal creation. For admin commands that
 	// only read, which then work with DATABASE_URL's role alone.
@@ -113,7 +120,7 @@ type backendOptions struct {
 // openBackend connects everything cfg names.
 func openBackend(ctx context.Context, cfg Config, opts backendOptions) (_ *backend, err error) {
 	logger := opts.Logger
-	b := &backend{cfg: cfg, logger: logger, readOnly: opts.ReadOnly}
+	b := &backend{cfg: cfg, logger: logger, readOnly: opts.ReadOnly, tracerProvider: opts.TracerProvider}
 	defer func() {
 		if err != nil {
 			b.close()
@@ -254,7 +261,14 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 			return nil, nil, nil, nil, b.setupHint(ctx, migPool, err)
 		}
 	}
-	provider, err := postgres.NewRLS(ctx, appPool, pcfg)
+	appCfg := pcfg
+	if b.tracerProvider != nil {
+		appCfg.Tracer = oteltenancy.New(oteltenancy.Config{
+			TracerProvider: b.tracerProvider,
+			Attributes:     oteltenancy.ServerAttributes(&appPool.Config().ConnConfig.Config),
+		})
+	}
+	provider, err := postgres.NewRLS(ctx, appPool, appCfg)
 	if err != nil {
 		return nil, nil, nil, nil, b.setupHint(ctx, migPool, fmt.Errorf("row-level security on DATABASE_URL: %w", err))
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/go-tenancy/tenancy/resolve"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // handlerConfig is what the HTTP layer needs; app.go fills it from the
@@ -30,6 +31,8 @@ type handlerConfig struct {
 	Metrics *promtenancy.Metrics
 	// Logger logs requests and failures. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider traces requests. Nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // newHandler returns the whole HTTP service: the examples' handler chain
@@ -47,5 +50,7 @@ func newHandler(cfg handlerConfig) http.Handler {
 		Registry: cfg.Registry,
 		Metrics:  cfg.Metrics,
 		Logger:   cfg.Logger,
+
+		TracerProvider: cfg.TracerProvider,
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/go-tenancy/tenancy/isolation/postgres"
 	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func main() {
@@ -90,7 +91,23 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer ln.Close()
-	b, err := openBackend(ctx, cfg, backendOptions{Logger: logger, Metrics: metrics})
+	var tp trace.TracerProvider
+	if cfg.Tracing {
+		sdk, err := service.NewTracerProvider(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			// Flush the spans still buffered, however the server ended.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := sdk.Shutdown(sctx); err != nil {
+				logger.Warn("flush traces", slog.Any("error", err))
+			}
+		}()
+		tp = sdk
+	}
+	b, err := openBackend(ctx, cfg, backendOptions{Logger: logger, Metrics: metrics, TracerProvider: tp})
 	if err != nil {
 		return err
 	}
@@ -112,10 +129,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			defer cancel()
 			return b.ready(ctx)
 		},
-		Limiter:  b.limiter,
-		Registry: reg,
-		Metrics:  metrics,
-		Logger:   logger,
+		Limiter:        b.limiter,
+		Registry:       reg,
+		Metrics:        metrics,
+		Logger:         logger,
+		TracerProvider: tp,
 	})
 	storage := "sqlite"
 	if cfg.Postgres() {
@@ -126,6 +144,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		slog.String("storage", storage),
 		slog.String("tenant_store", cfg.TenantStore),
 		slog.Bool("redis", cfg.RedisURL != ""),
-		slog.Bool("rate_limit", cfg.RateLimitPerMinute > 0))
+		slog.Bool("rate_limit", cfg.RateLimitPerMinute > 0),
+		slog.Bool("tracing", cfg.Tracing))
 	return service.Serve(ctx, ln, h, logger)
 }

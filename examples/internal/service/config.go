@@ -59,6 +59,10 @@ type Config struct {
 	LogLevel slog.Level
 	// LogFormat is text or json (LOG_FORMAT). Default text.
 	LogFormat string
+	// Tracing exports OpenTelemetry traces over OTLP: a span per request
+	// and per tenant statement. Off unless OTEL_TRACES_EXPORTER=otlp or an
+	// OTLP endpoint is set (see NewTracerProvider). Default false.
+	Tracing bool
 }
 
 // Postgres reports whether the service runs on PostgreSQL.
@@ -121,6 +125,7 @@ func LoadConfig(env *Env, d Defaults) Config {
 	if c.DataDir == "" || strings.ContainsRune(c.DataDir, '?') {
 		env.Fail(errors.New("DATA_DIR must be a directory path without '?'"))
 	}
+	c.Tracing = loadTracing(env)
 	return c
 }
 

@@ -11,11 +11,14 @@ import (
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/limit"
 	"github.com/go-tenancy/tenancy/middleware"
+	"github.com/go-tenancy/tenancy/oteltenancy"
 	"github.com/go-tenancy/tenancy/problem"
 	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/go-tenancy/tenancy/resolve"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // HandlerConfig is what NewHandler needs. The app fills it from its
@@ -46,6 +49,10 @@ type HandlerConfig struct {
 	Metrics *promtenancy.Metrics
 	// Logger logs requests and failures. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider, when set, traces every request: a server span
+	// (otelhttp) named for its route, with the tenant's attributes
+	// (oteltenancy). Nil: no request is traced.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultPublicPaths are served without a tenant: health, metrics and the
@@ -64,7 +71,8 @@ var DefaultPublicPaths = []string{
 
 // NewHandler returns the whole HTTP service:
 //
-//	observe (access log, request metrics) -> recover -> tenancy middleware
+//	trace (when TracerProvider is set) -> observe (access log, request
+//	metrics, the tenant on the span) -> recover -> tenancy middleware
 //	(resolve, check status, tenant into context) -> rate limit -> routes
 //
 // Public paths pass the tenancy middleware without a tenant. A path or
@@ -94,10 +102,24 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 		Metrics:     resolutionMetrics(cfg.Metrics),
 	})(h)
 	h = recoverPanics(cfg.Logger, h)
-	return middleware.Observe(middleware.ObserveConfig{
+	done := accessLog(cfg.Logger, cfg.Identifier)
+	if cfg.TracerProvider != nil {
+		tr := oteltenancy.New(oteltenancy.Config{TracerProvider: cfg.TracerProvider})
+		log := done
+		done = func(r *http.Request, o *middleware.Observation) {
+			tr.ObserveRequest(r, o)
+			log(r, o)
+		}
+	}
+	h = middleware.Observe(middleware.ObserveConfig{
 		Metrics: requestMetrics(cfg.Metrics),
-		Done:    accessLog(cfg.Logger, cfg.Identifier),
+		Done:    done,
 	})(h)
+	if cfg.TracerProvider != nil {
+		// Outermost, so that the span covers the whole request.
+		h = otelhttp.NewHandler(h, "http", otelhttp.WithTracerProvider(cfg.TracerProvider))
+	}
+	return h
 }
 
 // requestMetrics and resolutionMetrics keep a nil *promtenancy.Metrics from

@@ -48,7 +48,7 @@ type greeting struct {
 // setup returns a handler with one operation of the app's own, GET /hello,
 // and the tenants acme-corp (active) and gone-co (suspended), found by a
 // resolver of the app's choosing.
-func setup(t *testing.T, resolver func(resolve.Lookup) resolve.Resolver) (http.Handler, *syncBuffer) {
+func setup(t *testing.T, resolver func(resolve.Lookup) resolve.Resolver, configure ...func(*service.HandlerConfig)) (http.Handler, *syncBuffer) {
 	t.Helper()
 	store := memstore.New()
 	for _, tn := range []tenancy.Tenant{
@@ -60,7 +60,7 @@ func setup(t *testing.T, resolver func(resolve.Lookup) resolve.Resolver) (http.H
 		}
 	}
 	logs := &syncBuffer{}
-	h := service.NewHandler(service.HandlerConfig{
+	cfg := service.HandlerConfig{
 		Resolver: resolver(store),
 		Logger:   slog.New(tenancy.NewLogHandler(slog.NewJSONHandler(logs, nil))),
 		API: service.API{
@@ -79,8 +79,11 @@ func setup(t *testing.T, resolver func(resolve.Lookup) resolve.Resolver) (http.H
 				})
 			},
 		},
-	})
-	return h, logs
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	return service.NewHandler(cfg), logs
 }
 
 func do(h http.Handler, method, path string, header map[string]string) *httptest.ResponseRecorder {
