@@ -96,7 +96,10 @@ func NewAPI(mux *http.ServeMux, a API, ready func(context.Context) error, logger
 	// Relative: /docs calls the server that serves it, on any host and port.
 	cfg.Servers = []*huma.Server{{URL: "/", Description: "The server that serves this document"}}
 	cfg.Tags = a.Tags
+	// huma's /docs loads its viewer from a CDN; ours is in the binary.
+	cfg.DocsPath = ""
 	api := humago.New(mux, cfg)
+	registerDocs(mux, a.Title)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz",

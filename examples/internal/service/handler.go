@@ -63,6 +63,7 @@ var DefaultPublicPaths = []string{
 	"GET /readyz",
 	"GET /metrics",
 	"GET /docs",
+	"GET " + DocsAssetsPath,
 	"GET /openapi.json",
 	"GET /openapi.yaml",
 	"GET /openapi-3.0.json",

@@ -117,6 +117,10 @@ func TestHandler(t *testing.T) {
 		{"Metrics", "GET", "/metrics", "", 200, "text/plain"},
 		{"OpenAPI", "GET", "/openapi.json", "", 200, "application/openapi+json"},
 		{"Docs", "GET", "/docs", "", 200, "text/html"},
+		{"DocsScript", "GET", "/docs/elements/web-components.min.js", "", 200, "text/javascript"},
+		{"DocsStyle", "GET", "/docs/elements/styles.min.css", "", 200, "text/css"},
+		{"DocsLicense", "GET", "/docs/elements/LICENSE", "", 200, "text/plain"},
+		{"DocsNoSuchAsset", "GET", "/docs/elements/VERSION", "", 404, problem.ContentType},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,6 +129,11 @@ func TestHandler(t *testing.T) {
 				t.Fatalf("%d %q, want %d %q: %s", w.Code, w.Header().Get("Content-Type"), tc.status, tc.contentType, w.Body)
 			}
 		})
+	}
+	// The docs page loads nothing from elsewhere.
+	docs := do(h, "GET", "/docs", nil)
+	if strings.Contains(docs.Body.String(), "//") || !strings.Contains(docs.Header().Get("Content-Security-Policy"), "script-src 'self'") {
+		t.Errorf("/docs loads from another origin, or without a CSP: %s", docs.Body)
 	}
 	if !strings.Contains(logs.String(), `"tenant":"initech","outcome":"not_found"`) {
 		t.Errorf("the access log does not name the unknown tenant asked for:\n%s", logs)
