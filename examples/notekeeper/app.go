@@ -291,6 +291,11 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 		}
 		b.seeded, b.markSeeded = postgresSeedMarker(migPool)
 	}
+	if !b.readOnly {
+		if err := grantReads(ctx, appPool, migPool); err != nil {
+			return nil, nil, nil, nil, b.needsOwner(err)
+		}
+	}
 	b.ready = func(ctx context.Context) error {
 		if err := appPool.Ping(ctx); err != nil {
 			return fmt.Errorf("ping DATABASE_URL: %w", err)
@@ -417,7 +422,40 @@ func grantTenantRole(ctx context.Context, appPool, migPool *pgxpool.Pool, role s
 	if member {
 		return nil
 	}
-	sql := "GRANT " + pgx.Identifier{role}.Sanitize() + " TO " + pgx.Identifier{user}.Sanitize()
+	return execRetry(ctx, migPool, "GRANT "+pgx.Identifier{role}.Sanitize()+" TO "+pgx.Identifier{user}.Sanitize())
+}
+
+// grantReads lets the application's user read the tenant store and the
+// migration journal (schema tenancy), so that the read-only admin commands
+// (tenants list and show, migrate status, doctor) work with DATABASE_URL
+// alone, without the owner's credentials. Reading is all it gets: every
+// change still needs MIGRATION_DATABASE_URL.
+func grantReads(ctx context.Context, appPool, migPool *pgxpool.Pool) error {
+	app, mig := appPool.Config().ConnConfig.User, migPool.Config().ConnConfig.User
+	if app == mig {
+		return nil
+	}
+	var granted bool
+	err := appPool.QueryRow(ctx, `SELECT has_schema_privilege('tenancy', 'USAGE')
+  AND NOT EXISTS (SELECT FROM pg_tables WHERE schemaname = 'tenancy' AND NOT has_table_privilege(format('tenancy.%I', tablename), 'SELECT'))`).Scan(&granted)
+	if err != nil {
+		return fmt.Errorf("inspect the DATABASE_URL user's rights on schema tenancy: %w", err)
+	}
+	if granted {
+		return nil
+	}
+	to := pgx.Identifier{app}.Sanitize()
+	for _, sql := range []string{"GRANT USAGE ON SCHEMA tenancy TO " + to, "GRANT SELECT ON ALL TABLES IN SCHEMA tenancy TO " + to} {
+		if err := execRetry(ctx, migPool, sql); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// execRetry runs a GRANT on the migration connection, retrying the race of
+// instances starting together.
+func execRetry(ctx context.Context, migPool *pgxpool.Pool, sql string) error {
 	for attempt := 1; ; attempt++ {
 		_, err := migPool.Exec(ctx, sql)
 		if err == nil {
