@@ -436,8 +436,12 @@ func grantReads(ctx context.Context, appPool, migPool *pgxpool.Pool) error {
 		return nil
 	}
 	var granted bool
-	err := appPool.QueryRow(ctx, `SELECT has_schema_privilege('tenancy', 'USAGE')
-  AND NOT EXISTS (SELECT FROM pg_tables WHERE schemaname = 'tenancy' AND NOT has_table_privilege(format('tenancy.%I', tablename), 'SELECT'))`).Scan(&granted)
+	// By OID: a name would be looked up for every table of the database
+	// before the schema filter applies, and fail for other schemas'.
+	err := appPool.QueryRow(ctx, `SELECT coalesce(bool_and(has_schema_privilege(n.oid, 'USAGE')
+  AND NOT EXISTS (SELECT FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v')
+                  AND NOT has_table_privilege(c.oid, 'SELECT'))), true)
+FROM pg_namespace n WHERE n.nspname = 'tenancy'`).Scan(&granted)
 	if err != nil {
 		return fmt.Errorf("inspect the DATABASE_URL user's rights on schema tenancy: %w", err)
 	}
