@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/go-tenancy/tenancy/admin"
+	"github.com/go-tenancy/tenancy/examples/internal/service"
 )
 
 // openAdminEnv opens the backend for one admin command. The command reports
@@ -13,7 +14,7 @@ import (
 func openAdminEnv(ctx context.Context, cfg Config, c admin.Connect) (*admin.Env, error) {
 	if c.DatabaseURL != cfg.DatabaseURL {
 		// --database-url names another database: use it for everything.
-		if c.DatabaseURL != "" && !isPostgresURL(c.DatabaseURL) {
+		if c.DatabaseURL != "" && !service.IsPostgresURL(c.DatabaseURL) {
 			return nil, errors.New("--database-url must be a postgres:// or postgresql:// URL")
 		}
 		cfg.DatabaseURL, cfg.MigrationDatabaseURL = c.DatabaseURL, c.DatabaseURL
@@ -27,7 +28,7 @@ func openAdminEnv(ctx context.Context, cfg Config, c admin.Connect) (*admin.Env,
 	if err != nil {
 		return nil, err
 	}
-	if cfg.TenantStore == storeMemory && cfg.SeedDemo {
+	if cfg.TenantStore == service.StoreMemory && cfg.SeedDemo {
 		// A server's in-memory store holds exactly the seeds, active: show
 		// them, so that list, show and migrate mean what they say. Writes
 		// are refused (Persistent is false).
@@ -40,7 +41,7 @@ func openAdminEnv(ctx context.Context, cfg Config, c admin.Connect) (*admin.Env,
 	}
 	return &admin.Env{
 		Store:      b.tenants,
-		Persistent: cfg.TenantStore == storeDB,
+		Persistent: cfg.TenantStore == service.StoreDB,
 		Lifecycle:  b.lifecycle,
 		Migrator:   b.migrator,
 		Doctor:     b.doctor,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/examples/internal/service"
 	"github.com/go-tenancy/tenancy/limit"
 	"github.com/go-tenancy/tenancy/problem"
 	"github.com/go-tenancy/tenancy/promtenancy"
@@ -68,7 +69,7 @@ func newHandlerFixture(t *testing.T, configure ...func(*handlerConfig)) *handler
 	}
 	f := &handlerFixture{notes: newFakeNotes(), logs: &syncBuffer{}}
 	logger := slog.New(tenancy.NewLogHandler(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	reg := newRegistry()
+	reg := service.NewRegistry()
 	metrics, err := promtenancy.New(promtenancy.Config{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -307,7 +308,7 @@ func TestRequireTenantWithoutMiddleware(t *testing.T) {
 	t.Parallel()
 	a := &notesAPI{notes: newFakeNotes(), logger: slog.New(slog.DiscardHandler)}
 	_, err := a.list(t.Context(), &listInput{Limit: 10})
-	var ae *apiError
+	var ae *service.APIError
 	if !errors.As(err, &ae) || ae.GetStatus() != http.StatusBadRequest {
 		t.Fatalf("list without a tenant: %v, want a 400", err)
 	}

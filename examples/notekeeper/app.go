@@ -15,12 +15,14 @@ import (
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/admin"
+	"github.com/go-tenancy/tenancy/examples/internal/service"
 	"github.com/go-tenancy/tenancy/isolation"
 	"github.com/go-tenancy/tenancy/isolation/postgres"
 	"github.com/go-tenancy/tenancy/isolation/sqlite"
 	"github.com/go-tenancy/tenancy/lifecycle"
 	"github.com/go-tenancy/tenancy/limit"
 	"github.com/go-tenancy/tenancy/migrate"
+	"github.com/go-tenancy/tenancy/oteltenancy"
 	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/go-tenancy/tenancy/redislog"
 	"github.com/go-tenancy/tenancy/store/cache"
@@ -31,6 +33,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 //go:embed migrations
@@ -84,6 +87,8 @@ type backend struct {
 
 	// readOnly: see backendOptions.ReadOnly.
 	readOnly bool
+	// tracerProvider: see backendOptions.TracerProvider.
+	tracerProvider trace.TracerProvider
 	// seeded and markSeeded read and write the persisted record that the
 	// demo tenants were seeded; nil with the in-memory tenant store, which
 	// remembers nothing.
@@ -103,6 +108,9 @@ type backendOptions struct {
 	// MigrateConcurrency is how many targets migrate at once. Zero: the
 	// migrate package's default (4).
 	MigrateConcurrency int
+	// TracerProvider traces the statements requests run in a tenant's
+	// scope (oteltenancy). Nil: none is traced.
+	TracerProvider trace.TracerProvider
 	// ReadOnly opens everything without changing anything: no grant, no
 	// tenant store migration, no journal creation. For admin commands that
 	// only read, which then work with DATABASE_URL's role alone.
@@ -112,7 +120,7 @@ type backendOptions struct {
 // openBackend connects everything cfg names.
 func openBackend(ctx context.Context, cfg Config, opts backendOptions) (_ *backend, err error) {
 	logger := opts.Logger
-	b := &backend{cfg: cfg, logger: logger, readOnly: opts.ReadOnly}
+	b := &backend{cfg: cfg, logger: logger, readOnly: opts.ReadOnly, tracerProvider: opts.TracerProvider}
 	defer func() {
 		if err != nil {
 			b.close()
@@ -154,7 +162,7 @@ func openBackend(ctx context.Context, cfg Config, opts backendOptions) (_ *backe
 		redislog.Use(logger)
 		rdb = redis.NewClient(opts)
 		b.closers = append(b.closers, func() { _ = rdb.Close() })
-	} else if cfg.TenantStore == storeDB {
+	} else if cfg.TenantStore == service.StoreDB {
 		ttl = noRedisTTL
 	}
 	b.tenants = cache.New(store, cache.Config{
@@ -253,7 +261,14 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 			return nil, nil, nil, nil, b.setupHint(ctx, migPool, err)
 		}
 	}
-	provider, err := postgres.NewRLS(ctx, appPool, pcfg)
+	appCfg := pcfg
+	if b.tracerProvider != nil {
+		appCfg.Tracer = oteltenancy.New(oteltenancy.Config{
+			TracerProvider: b.tracerProvider,
+			Attributes:     oteltenancy.ServerAttributes(&appPool.Config().ConnConfig.Config),
+		})
+	}
+	provider, err := postgres.NewRLS(ctx, appPool, appCfg)
 	if err != nil {
 		return nil, nil, nil, nil, b.setupHint(ctx, migPool, fmt.Errorf("row-level security on DATABASE_URL: %w", err))
 	}
@@ -265,7 +280,7 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 	}
 
 	var store tenancy.Store = memstore.New()
-	if b.cfg.TenantStore == storeDB {
+	if b.cfg.TenantStore == service.StoreDB {
 		if !b.readOnly {
 			if err := pgstore.Migrate(ctx, migPool, pgstore.Config{Logger: b.logger}); err != nil {
 				return nil, nil, nil, nil, b.needsOwner(err)
@@ -275,6 +290,11 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 			return nil, nil, nil, nil, b.needsOwner(err)
 		}
 		b.seeded, b.markSeeded = postgresSeedMarker(migPool)
+	}
+	if !b.readOnly {
+		if err := grantReads(ctx, appPool, migPool); err != nil {
+			return nil, nil, nil, nil, b.needsOwner(err)
+		}
 	}
 	b.ready = func(ctx context.Context) error {
 		if err := appPool.Ping(ctx); err != nil {
@@ -402,7 +422,44 @@ func grantTenantRole(ctx context.Context, appPool, migPool *pgxpool.Pool, role s
 	if member {
 		return nil
 	}
-	sql := "GRANT " + pgx.Identifier{role}.Sanitize() + " TO " + pgx.Identifier{user}.Sanitize()
+	return execRetry(ctx, migPool, "GRANT "+pgx.Identifier{role}.Sanitize()+" TO "+pgx.Identifier{user}.Sanitize())
+}
+
+// grantReads lets the application's user read the tenant store and the
+// migration journal (schema tenancy), so that the read-only admin commands
+// (tenants list and show, migrate status, doctor) work with DATABASE_URL
+// alone, without the owner's credentials. Reading is all it gets: every
+// change still needs MIGRATION_DATABASE_URL.
+func grantReads(ctx context.Context, appPool, migPool *pgxpool.Pool) error {
+	app, mig := appPool.Config().ConnConfig.User, migPool.Config().ConnConfig.User
+	if app == mig {
+		return nil
+	}
+	var granted bool
+	// By OID: a name would be looked up for every table of the database
+	// before the schema filter applies, and fail for other schemas'.
+	err := appPool.QueryRow(ctx, `SELECT coalesce(bool_and(has_schema_privilege(n.oid, 'USAGE')
+  AND NOT EXISTS (SELECT FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v')
+                  AND NOT has_table_privilege(c.oid, 'SELECT'))), true)
+FROM pg_namespace n WHERE n.nspname = 'tenancy'`).Scan(&granted)
+	if err != nil {
+		return fmt.Errorf("inspect the DATABASE_URL user's rights on schema tenancy: %w", err)
+	}
+	if granted {
+		return nil
+	}
+	to := pgx.Identifier{app}.Sanitize()
+	for _, sql := range []string{"GRANT USAGE ON SCHEMA tenancy TO " + to, "GRANT SELECT ON ALL TABLES IN SCHEMA tenancy TO " + to} {
+		if err := execRetry(ctx, migPool, sql); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// execRetry runs a GRANT on the migration connection, retrying the race of
+// instances starting together.
+func execRetry(ctx context.Context, migPool *pgxpool.Pool, sql string) error {
 	for attempt := 1; ; attempt++ {
 		_, err := migPool.Exec(ctx, sql)
 		if err == nil {
@@ -437,7 +494,7 @@ func (b *backend) openSQLite(ctx context.Context) (tenancy.Store, isolation.Prov
 		return nil, nil, nil, nil, err
 	}
 	var store tenancy.Store = memstore.New()
-	if b.cfg.TenantStore == storeDB {
+	if b.cfg.TenantStore == service.StoreDB {
 		s, err := sqlitestore.Open(ctx, filepath.Join(b.cfg.DataDir, tenantStoreFile), sqlitestore.Config{Logger: b.logger})
 		if err != nil {
 			return nil, nil, nil, nil, err

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/go-tenancy/tenancy/examples/internal/service"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -20,7 +22,7 @@ func TestLoadConfig(t *testing.T) {
 			env:  nil,
 			want: func(c Config) bool {
 				return c.Port == 8000 && c.DataDir == "./data/notekeeper" && !c.Postgres() && c.RedisURL == "" &&
-					c.TenantStore == storeMemory && c.MigrateOnStart && c.RateLimitPerMinute == 0 &&
+					c.TenantStore == service.StoreMemory && c.MigrateOnStart && c.RateLimitPerMinute == 0 &&
 					c.RedisPrefix == "notekeeper:" && c.LogLevel == slog.LevelInfo && c.LogFormat == "text"
 			},
 		},
@@ -38,7 +40,7 @@ func TestLoadConfig(t *testing.T) {
 			},
 			want: func(c Config) bool {
 				return c.Port == 9000 && c.DataDir == "/tmp/x" && c.MigrationDatabaseURL == "postgresql://owner@db/notes" &&
-					c.RedisURL == "redis://cache:6379/0" && c.RedisPrefix == "nk:" && c.TenantStore == storeDB &&
+					c.RedisURL == "redis://cache:6379/0" && c.RedisPrefix == "nk:" && c.TenantStore == service.StoreDB &&
 					!c.MigrateOnStart && c.RateLimitPerMinute == 120 && c.LogLevel == slog.LevelDebug && c.LogFormat == "json"
 			},
 		},

@@ -2,20 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 
-	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/examples/internal/service"
 	"github.com/go-tenancy/tenancy/limit"
-	"github.com/go-tenancy/tenancy/middleware"
-	"github.com/go-tenancy/tenancy/problem"
 	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/go-tenancy/tenancy/resolve"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // handlerConfig is what the HTTP layer needs; app.go fills it from the
@@ -36,146 +31,26 @@ type handlerConfig struct {
 	Metrics *promtenancy.Metrics
 	// Logger logs requests and failures. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider traces requests. Nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
-// newHandler returns the whole HTTP service:
-//
-//	observe (access log, request metrics) -> recover -> tenancy middleware
-//	(resolve X-Tenant-ID, check status, tenant into context) -> rate limit
-//	-> routes
-//
-// Public paths (health, metrics, API description) pass the tenancy
-// middleware without a tenant.
+// newHandler returns the whole HTTP service: the examples' handler chain
+// (see service.NewHandler) around the notes API, with the tenant named by
+// the X-Tenant-ID header.
 func newHandler(cfg handlerConfig) http.Handler {
-	if cfg.Ready == nil {
-		cfg.Ready = func(context.Context) error { return nil }
-	}
-	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	mux := http.NewServeMux()
-	newHumaAPI(mux, &notesAPI{notes: cfg.Notes, ready: cfg.Ready, logger: cfg.Logger})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
+	return service.NewHandler(service.HandlerConfig{
+		Resolver: resolve.Header{Lookup: cfg.Tenants},
+		API:      notekeeperAPI(&notesAPI{notes: cfg.Notes, logger: cfg.Logger}),
+		Ready:    cfg.Ready,
+		Limiter:  cfg.Limiter,
+		Registry: cfg.Registry,
+		Metrics:  cfg.Metrics,
+		Logger:   cfg.Logger,
 
-	var h http.Handler = middleware.Route(problemNotFound(mux))
-	if cfg.Limiter != nil {
-		h = cfg.Limiter.Middleware(h)
-	}
-	h = middleware.New(middleware.Config{
-		Resolver:    resolve.Header{Lookup: cfg.Tenants},
-		PublicPaths: publicPaths,
-		Logger:      cfg.Logger,
-		Metrics:     cfg.Metrics,
-	})(h)
-	h = recoverPanics(cfg.Logger, h)
-	return middleware.Observe(middleware.ObserveConfig{
-		Metrics: requestMetrics(cfg.Metrics),
-		Done:    accessLog(cfg.Logger),
-	})(h)
-}
-
-// requestMetrics keeps a nil *promtenancy.Metrics from becoming a non-nil
-// interface.
-func requestMetrics(m *promtenancy.Metrics) middleware.RequestMetrics {
-	if m == nil {
-		return nil
-	}
-	return m
-}
-
-// quietPaths are logged at debug level: probes and scrapers call them all
-// the time.
-var quietPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
-
-// accessLog logs one line per request: method, path, status, size and
-// duration, plus tenant_id and tenant (through tenancy.LogHandler) once the
-// tenant is known, refused tenants too. A request refused before its tenant
-// was found logs the identifier it asked for, when it is a valid one (an
-// unknown tenant, 404), and the resolution's outcome: header values that
-// are not identifiers are never logged.
-func accessLog(logger *slog.Logger) func(*http.Request, *middleware.Observation) {
-	return func(r *http.Request, o *middleware.Observation) {
-		ctx := r.Context()
-		attrs := make([]slog.Attr, 0, 8)
-		attrs = append(attrs,
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", o.Status),
-			slog.Int64("bytes", o.Bytes),
-			slog.Duration("duration", o.Duration))
-		if o.Tenant != nil {
-			ctx = tenancy.WithTenant(ctx, o.Tenant)
-		} else if id := r.Header.Get(resolve.DefaultHeader); id != "" && tenancy.ValidateIdentifier(id) == nil {
-			attrs = append(attrs, slog.String("tenant", id))
-		}
-		if o.Outcome != "" && o.Outcome != middleware.OutcomeOK {
-			attrs = append(attrs, slog.String("outcome", o.Outcome))
-		}
-		level := slog.LevelInfo
-		switch {
-		case o.Status >= 500:
-			level = slog.LevelError
-		case quietPaths[r.URL.Path] && o.Status < 400:
-			level = slog.LevelDebug
-		}
-		logger.LogAttrs(ctx, level, "request", attrs...)
-	}
-}
-
-// recoverPanics answers a panicking handler with a 500 problem instead of a
-// dropped connection, and logs the panic.
-func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			v := recover()
-			if v == nil {
-				return
-			}
-			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-				panic(v)
-			}
-			logger.ErrorContext(r.Context(), "handler panicked", slog.String("panic", fmt.Sprint(v)))
-			problem.WriteError(w, errors.New("panic"))
-		}()
-		next.ServeHTTP(w, r)
+		TracerProvider: cfg.TracerProvider,
 	})
 }
-
-// problemNotFound turns http.ServeMux's plain-text 404 and 405 answers (a
-// path or method with no route) into problem details, like every other
-// error. Handlers' own responses pass through untouched: they are never
-// text/plain errors.
-func problemNotFound(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mux.ServeHTTP(&notFoundWriter{ResponseWriter: w}, r)
-	})
-}
-
-type notFoundWriter struct {
-	http.ResponseWriter
-	swallow bool
-}
-
-func (w *notFoundWriter) WriteHeader(code int) {
-	h := w.Header()
-	if (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) && strings.HasPrefix(h.Get("Content-Type"), "text/plain") {
-		w.swallow = true
-		h.Del("Content-Length")
-		problem.Write(w.ResponseWriter, problem.Details{Type: "about:blank", Title: http.StatusText(code), Status: code})
-		return
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *notFoundWriter) Write(b []byte) (int, error) {
-	if w.swallow {
-		return len(b), nil
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *notFoundWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/examples/internal/service"
 	"github.com/go-tenancy/tenancy/internal/testenv"
 	"github.com/go-tenancy/tenancy/isolation/postgres"
 	"github.com/google/uuid"
@@ -254,7 +255,7 @@ func (b *backend) provisioner(t *testing.T) func(t *testing.T) *tenancy.Tenant {
 
 func TestNoteStoreSQLite(t *testing.T) {
 	t.Parallel()
-	b := openTestBackend(t, Config{DataDir: t.TempDir(), TenantStore: storeDB, SeedDemo: true})
+	b := openTestBackend(t, Config{DataDir: t.TempDir(), TenantStore: service.StoreDB, SeedDemo: true})
 	testNoteStore(t, storeFixture{store: b.notes, newTenant: b.provisioner(t)})
 }
 
@@ -268,7 +269,7 @@ func postgresConfig(t *testing.T) (Config, string) {
 	return Config{
 		DatabaseURL:          testenv.WithUser(dsn, testenv.AppRole),
 		MigrationDatabaseURL: dsn,
-		TenantStore:          storeDB,
+		TenantStore:          service.StoreDB,
 		SeedDemo:             true,
 	}, dsn
 }
@@ -470,7 +471,7 @@ func TestPostgresMigrationMatchesLibrary(t *testing.T) {
 func TestSQLiteRestartKeepsNotes(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cfg := Config{DataDir: dir, TenantStore: storeMemory, SeedDemo: true}
+	cfg := Config{DataDir: dir, TenantStore: service.StoreMemory, SeedDemo: true}
 	b := openTestBackend(t, cfg)
 	acmeT, err := b.tenants.Get(t.Context(), acmeID)
 	if err != nil {
@@ -502,7 +503,7 @@ func TestSQLiteRestartKeepsNotes(t *testing.T) {
 // start finds the seeds and leaves them (and a suspension) alone.
 func TestSeedIsIdempotent(t *testing.T) {
 	t.Parallel()
-	cfg := Config{DataDir: t.TempDir(), TenantStore: storeDB, SeedDemo: true}
+	cfg := Config{DataDir: t.TempDir(), TenantStore: service.StoreDB, SeedDemo: true}
 	b := openTestBackend(t, cfg)
 	if _, err := b.lifecycle.Suspend(t.Context(), globexID, "testing"); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,217 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Tenant store kinds (TENANT_STORE).
+const (
+	// StoreMemory keeps tenants in the process's memory.
+	StoreMemory = "memory"
+	// StoreDB keeps tenants in the database: PostgreSQL, or a SQLite file
+	// under DATA_DIR.
+	StoreDB = "db"
+)
+
+// Config is the configuration every example app reads from the environment
+// (see LoadConfig). An app with variables of its own reads them through the
+// same Env, after LoadConfig.
+type Config struct {
+	// Name is the app's name (Defaults.Name), as its command is called.
+	Name string
+	// Port is the HTTP port (PORT). Default 8000.
+	Port int
+	// DataDir holds the SQLite files when DatabaseURL is empty (DATA_DIR).
+	// Default ./data/<name>.
+	DataDir string
+	// DatabaseURL is the PostgreSQL DSN the requests use (DATABASE_URL).
+	// Empty: embedded SQLite under DataDir. Default empty.
+	DatabaseURL string
+	// MigrationDatabaseURL is the DSN that migrations, provisioning and the
+	// tenant store use (MIGRATION_DATABASE_URL): a role that may create
+	// tables and roles. Default DatabaseURL.
+	MigrationDatabaseURL string
+	// RedisURL enables the shared tenant cache and cross-instance
+	// invalidation (REDIS_URL). Empty: in-process cache only. Default empty.
+	RedisURL string
+	// RedisPrefix starts every Redis key the service writes (REDIS_PREFIX),
+	// so several services may share one Redis. Default "<name>:".
+	RedisPrefix string
+	// TenantStore is StoreMemory or StoreDB (TENANT_STORE). Default
+	// Defaults.TenantStore.
+	TenantStore string
+	// MigrateOnStart runs the migrations at start (MIGRATE_ON_START).
+	// Default true.
+	MigrateOnStart bool
+	// RateLimitPerMinute caps each tenant's requests per minute
+	// (RATE_LIMIT_PER_MINUTE). Zero: no limit. Default zero.
+	RateLimitPerMinute int
+	// SeedDemo provisions the app's demo tenants (SEED_DEMO), once.
+	// Default true with the in-memory tenant store or the embedded SQLite,
+	// false on PostgreSQL with TENANT_STORE=db.
+	SeedDemo bool
+	// LogLevel is debug, info, warn or error (LOG_LEVEL). Default info.
+	LogLevel slog.Level
+	// LogFormat is text or json (LOG_FORMAT). Default text.
+	LogFormat string
+	// Tracing exports OpenTelemetry traces over OTLP: a span per request
+	// and per tenant statement. Off unless OTEL_TRACES_EXPORTER=otlp or an
+	// OTLP endpoint is set (see NewTracerProvider). Default false.
+	Tracing bool
+}
+
+// Postgres reports whether the service runs on PostgreSQL.
+func (c Config) Postgres() bool { return c.DatabaseURL != "" }
+
+// Defaults are an app's own defaults for the common configuration.
+type Defaults struct {
+	// Name is the app's name: DATA_DIR defaults to ./data/<Name> and
+	// REDIS_PREFIX to "<Name>:". Required.
+	Name string
+	// TenantStore is TENANT_STORE's default. Default StoreMemory.
+	TenantStore string
+}
+
+// LoadConfig reads the common configuration through env. Problems are
+// collected in env, to be reported together by env.Err once the app has
+// read its own variables too.
+func LoadConfig(env *Env, d Defaults) Config {
+	if d.TenantStore == "" {
+		d.TenantStore = StoreMemory
+	}
+	c := Config{
+		Name:        d.Name,
+		DataDir:     env.String("DATA_DIR", "./data/"+d.Name),
+		DatabaseURL: env.String("DATABASE_URL", ""),
+		RedisURL:    env.String("REDIS_URL", ""),
+		RedisPrefix: env.String("REDIS_PREFIX", d.Name+":"),
+		TenantStore: env.String("TENANT_STORE", d.TenantStore),
+		LogFormat:   env.String("LOG_FORMAT", "text"),
+	}
+	c.MigrationDatabaseURL = env.String("MIGRATION_DATABASE_URL", c.DatabaseURL)
+	c.Port = env.Int("PORT", 8000, func(n int) bool { return n >= 0 && n <= 65535 }, "a port number")
+	c.MigrateOnStart = env.Bool("MIGRATE_ON_START", true)
+	c.RateLimitPerMinute = env.Int("RATE_LIMIT_PER_MINUTE", 0, func(n int) bool { return n >= 0 }, "a whole number of requests, 0 for no limit")
+	if c.TenantStore != StoreMemory && c.TenantStore != StoreDB {
+		env.Fail(errors.New("TENANT_STORE must be memory or db"))
+	}
+	c.SeedDemo = env.Bool("SEED_DEMO", !(c.DatabaseURL != "" && c.TenantStore == StoreDB))
+	if err := c.LogLevel.UnmarshalText([]byte(env.String("LOG_LEVEL", "info"))); err != nil {
+		env.Fail(errors.New("LOG_LEVEL must be debug, info, warn or error"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		env.Fail(errors.New("LOG_FORMAT must be text or json"))
+	}
+	if _, set := env.Lookup("DATABASE_URL"); !set {
+		if _, set := env.Lookup("MIGRATION_DATABASE_URL"); set {
+			env.Fail(errors.New("MIGRATION_DATABASE_URL needs DATABASE_URL"))
+		}
+	}
+	// Only what the user set is named: MIGRATION_DATABASE_URL defaulted
+	// from a bad DATABASE_URL is the same mistake, reported once.
+	for _, name := range []string{"DATABASE_URL", "MIGRATION_DATABASE_URL"} {
+		if v, set := env.Lookup(name); set && !IsPostgresURL(v) {
+			env.Fail(fmt.Errorf("%s must be a postgres:// or postgresql:// URL", name))
+		}
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		env.Fail(errors.New("REDIS_URL must be a redis:// or rediss:// URL"))
+	}
+	if c.DataDir == "" || strings.ContainsRune(c.DataDir, '?') {
+		env.Fail(errors.New("DATA_DIR must be a directory path without '?'"))
+	}
+	c.Tracing = loadTracing(env)
+	return c
+}
+
+// IsPostgresURL reports whether s is a postgres:// or postgresql:// URL. It
+// checks the scheme only, so that an error message about it need not
+// repeat the URL, which may hold a password.
+func IsPostgresURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql")
+}
+
+// Env reads configuration variables and collects what is wrong with them,
+// so that a user learns every mistake at once, each naming its variable and
+// never repeating its value (which may be a secret). Values are trimmed; an
+// empty value is unset.
+type Env struct {
+	getenv func(string) string
+	errs   []error
+}
+
+// NewEnv returns an Env reading through getenv (os.Getenv in main).
+func NewEnv(getenv func(string) string) *Env {
+	return &Env{getenv: getenv}
+}
+
+// Lookup returns the variable's trimmed value, and whether it is set to a
+// value that is not blank.
+func (e *Env) Lookup(key string) (string, bool) {
+	v := strings.TrimSpace(e.getenv(key))
+	return v, v != ""
+}
+
+// String returns the variable's value, or def when it is unset.
+func (e *Env) String(key, def string) string {
+	if v, ok := e.Lookup(key); ok {
+		return v
+	}
+	return def
+}
+
+// Bool returns the variable as a boolean (strconv.ParseBool), or def when it
+// is unset. A value that is not one records "KEY must be true or false".
+func (e *Env) Bool(key string, def bool) bool {
+	v, ok := e.Lookup(key)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.Fail(fmt.Errorf("%s must be true or false", key))
+		return def
+	}
+	return b
+}
+
+// Int returns the variable as a decimal integer, or def when it is unset.
+// A value that is not an integer, or that valid (when not nil) refuses,
+// records "KEY must be <want>".
+func (e *Env) Int(key string, def int, valid func(int) bool, want string) int {
+	v, ok := e.Lookup(key)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || valid != nil && !valid(n) {
+		e.Fail(fmt.Errorf("%s must be %s", key, want))
+		return def
+	}
+	return n
+}
+
+// Fail records a problem with the configuration. err should name the
+// variable and say what it must be, without repeating its value.
+func (e *Env) Fail(err error) {
+	e.errs = append(e.errs, err)
+}
+
+// Err returns every problem recorded, in order, each on its own line
+// prefixed "configuration: ", or nil.
+func (e *Env) Err() error {
+	if len(e.errs) == 0 {
+		return nil
+	}
+	errs := make([]error, len(e.errs))
+	for i, err := range e.errs {
+		errs[i] = fmt.Errorf("configuration: %w", err)
+	}
+	return errors.Join(errs...)
+}
