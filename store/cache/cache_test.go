@@ -259,8 +259,11 @@ func TestCancelledCallerDoesNotFailOthers(t *testing.T) {
 	if err := <-second; err != nil {
 		t.Fatalf("second caller failed with the first one's cancellation: %v", err)
 	}
-	if got := status(c, "acme"); got != "active" || st.byIdent.Load() != 1 {
-		t.Errorf("status %s after %d store lookups, want active from 1 lookup", got, st.byIdent.Load())
+	// The second caller usually joins the first load; when it is scheduled
+	// only after that load ended, it loads once more. Either way the first
+	// caller's cancellation reached no one else.
+	if got := status(c, "acme"); got != "active" || st.byIdent.Load() > 2 {
+		t.Errorf("status %s after %d store lookups, want active from at most 2", got, st.byIdent.Load())
 	}
 }
 
