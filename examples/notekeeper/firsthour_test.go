@@ -187,3 +187,66 @@ func TestFirstHourCommandLine(t *testing.T) {
 		s2.client().do(t, http.MethodGet, "/notes", acme, "").want(t, http.StatusOK)
 	})
 }
+
+// TestSetupErrorSQLIsEnough: on a server where the owner and the
+// application roles exist but nobody set up the tenant role for them (the
+// owner may not grant it on: "must have admin option on role"), the server
+// refuses to start with one line holding SQL; run exactly that SQL as a
+// superuser, and the server starts and serves as the application role.
+func TestSetupErrorSQLIsEnough(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	super := testenv.NewDatabase(t)
+	admin := testenv.Pool(t, super)
+	db := admin.Config().ConnConfig.Database
+	owner, app := testenv.RandomName("nk_owner_"), testenv.RandomName("nk_app_")
+	testenv.AdminExec(t, "CREATE ROLE "+owner+" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE")
+	testenv.AdminExec(t, "CREATE ROLE "+app+" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE")
+	testenv.AdminExec(t, "ALTER DATABASE "+db+" OWNER TO "+owner)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for _, stmt := range []string{"ALTER DATABASE " + db + " OWNER TO CURRENT_USER", "DROP OWNED BY " + owner + ", " + app} {
+			if _, err := admin.Exec(ctx, stmt); err != nil {
+				t.Logf("%s: %v", stmt, err)
+			}
+		}
+		admin.Close()
+		testenv.AdminExec(t, "DROP ROLE IF EXISTS "+app)
+		testenv.AdminExec(t, "DROP ROLE IF EXISTS "+owner)
+	})
+	testenv.EnsureRole(t, "tenancy_tenant") // exists cluster-wide, granted to neither
+	testenv.AdminExec(t, "ALTER ROLE tenancy_tenant NOLOGIN")
+	env := []string{
+		"PORT=0",
+		"DATABASE_URL=" + testenv.WithUser(super, app),
+		"MIGRATION_DATABASE_URL=" + testenv.WithUser(super, owner),
+		"TENANT_STORE=db",
+	}
+	bin := buildBinary(t)
+	cmd := exec.Command(bin)
+	cmd.Env = append([]string{"HOME=" + os.Getenv("HOME")}, env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("the server started without the tenant role granted")
+	}
+	msg := stderr.String()
+	_, sql, ok := strings.Cut(msg, "as a superuser run: ")
+	if !ok || strings.Count(msg, "\n") != 1 {
+		t.Fatalf("want one line with the SQL to run, got %q", msg)
+	}
+	sql, _, _ = strings.Cut(sql, " (or: ")
+	if _, err := admin.Exec(ctx, sql); err != nil {
+		t.Fatalf("the SQL the error printed fails: %v\n%s", err, sql)
+	}
+	envMap := map[string]string{}
+	for _, kv := range env[1:] {
+		k, v, _ := strings.Cut(kv, "=")
+		envMap[k] = v
+	}
+	envMap["SEED_DEMO"] = "true"
+	s := startServer(t, bin, envMap)
+	if r := s.client().do(t, http.MethodPost, "/notes", acme, `{"title": "after setup"}`); r.status != http.StatusCreated {
+		t.Fatalf("create after running the printed SQL: %d %s", r.status, r.body)
+	}
+}
