@@ -307,7 +307,8 @@ type createInvoiceOutput struct {
 
 type listInvoicesInput struct {
 	Status string `query:"status" enum:"draft,issued,paid,void" doc:"List only invoices in this status. Default: all."`
-	pageInput
+	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"50" doc:"How many to return, 1 to 100."`
+	Offset int    `query:"offset" minimum:"0" default:"0" doc:"How many of the highest-numbered to skip."`
 }
 
 type listInvoicesOutput struct {
