@@ -200,7 +200,7 @@ type lineItemInput struct {
 // invoiceInput is the body of POST /invoices.
 type invoiceInput struct {
 	CustomerID string          `json:"customer_id" doc:"The ID of one of the tenant's customers (a UUID)."`
-	Currency   string          `json:"currency,omitempty" pattern:"^[A-Z]{3}$" patternDescription:"an ISO 4217 code such as USD" default:"USD" doc:"ISO 4217 currency code. Default USD."`
+	Currency   string          `json:"currency,omitempty" pattern:"^[A-Z]{3}$" default:"USD" doc:"ISO 4217 currency code. Default USD."`
 	DueDate    string          `json:"due_date" format:"date" doc:"When payment is due, YYYY-MM-DD."`
 	LineItems  []lineItemInput `json:"line_items" minItems:"1" maxItems:"100" doc:"1 to 100 line items, in order."`
 }
