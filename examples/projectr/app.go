@@ -666,14 +666,20 @@ func (b *backend) seed(ctx context.Context) error {
 
 // seedSecret gives t the demo secret, unless it has one already.
 func (b *backend) seedSecret(ctx context.Context, t *tenancy.Tenant) error {
-	if _, err := b.secrets.GetSecret(ctx, t.ID, demoSecretID); err == nil {
+	return putDemoSecret(ctx, b.secrets, t)
+}
+
+// putDemoSecret stores the hash of the demo secret for t, unless t has
+// it already.
+func putDemoSecret(ctx context.Context, secrets credential.Store, t *tenancy.Tenant) error {
+	if _, err := secrets.GetSecret(ctx, t.ID, demoSecretID); err == nil {
 		return nil
 	} else if !errors.Is(err, credential.ErrSecretNotFound) {
 		return err
 	}
 	s := credential.Secret{ID: demoSecretID, TenantID: t.ID, Hash: credential.Hash(namedSecret(demoSecret), credential.DefaultParams), CreatedAt: time.Now().UTC()}
 	// No other secret is valid beyond the end of time: none changes.
-	return b.secrets.PutSecret(ctx, s, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC))
+	return secrets.PutSecret(ctx, s, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC))
 }
 
 // postgresSeedMarker keeps the seed record in a table of its own.
