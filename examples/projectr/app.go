@@ -533,7 +533,7 @@ func (b *backend) openQueue(ctx context.Context, mw *jobs.Middleware, opts backe
 	workers := river.NewWorkers()
 	river.AddWorker(workers, b.worker)
 	rc := &river.Config{
-		Queues:      map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
+		Queues:      map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: max(b.cfg.JobWorkers, 1)}},
 		Workers:     workers,
 		Middleware:  []rivertype.Middleware{mw},
 		RetryPolicy: opts.RetryPolicy,
@@ -563,13 +563,16 @@ func (b *backend) openQueue(ctx context.Context, mw *jobs.Middleware, opts backe
 	return err
 }
 
-// startJobs starts working jobs (and, on SQLite, relaying outboxes) until
-// ctx ends; the returned function stops them.
+// startJobs starts working jobs, unless JOB_WORKERS is 0 (and, on SQLite,
+// relaying outboxes to the queue); the returned function stops them.
 func (b *backend) startJobs(ctx context.Context) (stop func(), err error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	if err := b.river.Start(runCtx); err != nil {
-		cancel()
-		return nil, fmt.Errorf("start jobs: %w", err)
+	working := b.cfg.JobWorkers > 0
+	if working {
+		if err := b.river.Start(runCtx); err != nil {
+			cancel()
+			return nil, fmt.Errorf("start jobs: %w", err)
+		}
 	}
 	done := make(chan struct{})
 	if b.enqueuer != nil {
@@ -583,8 +586,10 @@ func (b *backend) startJobs(ctx context.Context) (stop func(), err error) {
 	return func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
-		if err := b.river.Stop(sctx); err != nil {
-			b.logger.Warn("stop jobs", slog.Any("error", err))
+		if working {
+			if err := b.river.Stop(sctx); err != nil {
+				b.logger.Warn("stop jobs", slog.Any("error", err))
+			}
 		}
 		cancel()
 		<-done

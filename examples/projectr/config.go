@@ -33,6 +33,10 @@ type Config struct {
 	// CacheTTL is how long a project read is cached (CACHE_TTL, in
 	// seconds); zero turns the response cache off. Default 60 seconds.
 	CacheTTL time.Duration
+	// JobWorkers is how many export jobs this instance works at once
+	// (JOB_WORKERS); zero makes it queue jobs without working any, for a
+	// deployment that runs its workers apart. Default 4.
+	JobWorkers int
 }
 
 // loadConfig reads the configuration through getenv (os.Getenv in main).
@@ -54,6 +58,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c.TokenTTL = time.Duration(env.Int("JWT_TTL_SECONDS", 3600, positive, "a positive number of seconds")) * time.Second
 	c.AuthRatePerMinute = env.Int("AUTH_RATE_LIMIT_PER_MINUTE", 10, nonNegative, "a number of attempts, 0 for no limit")
 	c.CacheTTL = time.Duration(env.Int("CACHE_TTL", 60, nonNegative, "a number of seconds, 0 for no cache")) * time.Second
+	c.JobWorkers = env.Int("JOB_WORKERS", 4, nonNegative, "a number of workers, 0 for none")
 	if err := env.Err(); err != nil {
 		return Config{}, err
 	}

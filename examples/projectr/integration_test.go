@@ -65,7 +65,7 @@ func testConfig(dir string, pg *postgresEnv, redisPrefix string) Config {
 	c := Config{Config: service.Config{
 		Name: "projectr", DataDir: dir, TenantStore: service.StoreDB, MigrateOnStart: true, SeedDemo: true,
 		RedisPrefix: "projectr:",
-	}, JWTSecret: testKey, JWTIssuer: "projectr", JWTAudience: "projectr-api", TokenTTL: time.Hour, CacheTTL: time.Minute, AuthRatePerMinute: 10}
+	}, JWTSecret: testKey, JWTIssuer: "projectr", JWTAudience: "projectr-api", TokenTTL: time.Hour, CacheTTL: time.Minute, AuthRatePerMinute: 10, JobWorkers: 4}
 	if pg != nil {
 		c.DatabaseURL, c.MigrationDatabaseURL = pg.appURL, pg.ownerURL
 		c.RedisURL, c.RedisPrefix = testenv.RedisURL(), redisPrefix

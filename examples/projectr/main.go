@@ -68,7 +68,7 @@ const serveLong = `Start the HTTP service. Configuration comes from the environm
 DATA_DIR, DATABASE_URL, MIGRATION_DATABASE_URL, REDIS_URL, REDIS_PREFIX,
 TENANT_STORE, MIGRATE_ON_START, SEED_DEMO, RATE_LIMIT_PER_MINUTE,
 AUTH_RATE_LIMIT_PER_MINUTE, JWT_SECRET, JWT_ISSUER, JWT_AUDIENCE,
-JWT_TTL_SECONDS, CACHE_TTL, LOG_LEVEL, LOG_FORMAT and the OpenTelemetry
+JWT_TTL_SECONDS, CACHE_TTL, JOB_WORKERS, LOG_LEVEL, LOG_FORMAT and the OpenTelemetry
 variables (see README.md).`
 
 func serveCmd(ctx context.Context, config func() (Config, error), stderr io.Writer) *cobra.Command {
