@@ -1,0 +1,414 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-tenancy/tenancy/examples/internal/service"
+	"github.com/go-tenancy/tenancy/internal/testenv"
+	"github.com/jackc/pgx/v5"
+)
+
+// Faults under load: each test drives the built binary over HTTP with
+// concurrent clients of many tenants while a fault happens, on instances
+// the test owns, never on the shared servers: a private PostgreSQL
+// cluster (created by .ci/faultpg.sh), a private PgBouncer, a private
+// redis-server and a delay proxy. The tests share the private cluster and
+// restart it, so they run one after another.
+
+// faultCluster is the private PostgreSQL cluster the fault tests restart.
+type faultCluster struct {
+	version, name, port string
+}
+
+var faultMu sync.Mutex // one fault test at a time on the private cluster
+
+// privateCluster returns the private cluster (FAULT_PG_CLUSTER, default
+// tenancy_faults, on FAULT_PG_PORT, default 5450), held by t alone until
+// it ends. Without it, or without the right to restart it (root), the test
+// skips, or fails under CI=true.
+func privateCluster(t *testing.T) *faultCluster {
+	t.Helper()
+	c := &faultCluster{name: cmpOr(os.Getenv("FAULT_PG_CLUSTER"), "tenancy_faults"), port: cmpOr(os.Getenv("FAULT_PG_PORT"), "5450")}
+	const hint = "FAULT_PG_PORT (create the cluster with .ci/faultpg.sh, as root)"
+	if os.Geteuid() != 0 {
+		testenv.Unavailable(t, "a private PostgreSQL cluster that the test may restart", hint, fmt.Errorf("pg_ctlcluster needs root"))
+	}
+	out, err := exec.Command("pg_lsclusters", "-h").Output()
+	if err != nil {
+		testenv.Unavailable(t, "pg_lsclusters", hint, err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == c.name && f[2] == c.port {
+			c.version = f[0]
+		}
+	}
+	if c.version == "" {
+		testenv.Unavailable(t, "the private PostgreSQL cluster "+c.name+" on port "+c.port, hint, fmt.Errorf("no such cluster"))
+	}
+	faultMu.Lock()
+	t.Cleanup(faultMu.Unlock)
+	c.ctl(t, "start") // after an earlier test that failed while it was down
+	return c
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// superDSN is the superuser's URL for database db.
+func (c *faultCluster) superDSN(db string) string {
+	return "postgres://postgres@127.0.0.1:" + c.port + "/" + db + "?sslmode=disable"
+}
+
+// ctl runs pg_ctlcluster action (start, stop, restart) and waits until the
+// cluster accepts connections again (unless stopped).
+func (c *faultCluster) ctl(t *testing.T, action string, args ...string) {
+	t.Helper()
+	if action == "start" && c.ready() {
+		return
+	}
+	cmd := exec.Command("pg_ctlcluster", append([]string{"--skip-systemctl-redirect", c.version, c.name, action}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pg_ctlcluster %s: %v\n%s", action, err, out)
+	}
+	if action == "stop" {
+		return
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !c.ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster %s not ready 30s after %s", c.name, action)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *faultCluster) ready() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.superDSN("postgres"))
+	if err != nil {
+		return false
+	}
+	defer conn.Close(ctx)
+	return conn.Ping(ctx) == nil
+}
+
+// newDatabase creates a database on the cluster for t, dropped when t
+// ends, and the application role; it returns the superuser's DSN for it.
+func (c *faultCluster) newDatabase(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.superDSN("postgres"))
+	if err != nil {
+		t.Fatalf("connect to the private cluster: %v", err)
+	}
+	defer conn.Close(ctx)
+	name := testenv.RandomName("faults_")
+	for _, sql := range []string{
+		`DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '` + testenv.AppRole + `') THEN
+    CREATE ROLE ` + testenv.AppRole + ` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+  END IF;
+END $$`,
+		"CREATE DATABASE " + name,
+		"REVOKE TEMPORARY ON DATABASE " + name + " FROM PUBLIC",
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	t.Cleanup(func() {
+		c.ctl(t, "start")
+		conn, err := pgx.Connect(ctx, c.superDSN("postgres"))
+		if err != nil {
+			t.Logf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	return c.superDSN(name)
+}
+
+// faultSetup is a database on the private cluster with tenants
+// provisioned, and the environment of a server on it with a private Redis.
+type faultSetup struct {
+	cluster  *faultCluster
+	superDSN string
+	appDSN   string
+	redis    *testenv.RedisServer
+	tenants  []loadTenant
+	env      map[string]string
+}
+
+// setupFaults provisions n tenants in a fresh database of the private
+// cluster.
+func setupFaults(t *testing.T, n int) *faultSetup {
+	t.Helper()
+	c := privateCluster(t)
+	super := c.newDatabase(t)
+	app := testenv.WithUser(super, testenv.AppRole)
+	rs := testenv.StartRedisServer(t)
+	cfg := Config{DatabaseURL: app, MigrationDatabaseURL: super, TenantStore: service.StoreDB, RedisURL: rs.URL(), RedisPrefix: "faults:"}
+	b, err := openBackend(t.Context(), cfg, backendOptions{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("open backend: %v", err)
+	}
+	defer b.close()
+	if err := b.migrateAll(t.Context()); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return &faultSetup{
+		cluster: c, superDSN: super, appDSN: app, redis: rs,
+		tenants: provisionTenants(t, b, "load-", n),
+		env: map[string]string{
+			"DATABASE_URL":           app,
+			"MIGRATION_DATABASE_URL": super,
+			"REDIS_URL":              rs.URL(),
+			"REDIS_PREFIX":           "faults:",
+			"TENANT_STORE":           "db",
+			"LOG_LEVEL":              "info",
+		},
+	}
+}
+
+// with returns the setup's environment with more variables.
+func (f *faultSetup) with(vars map[string]string) map[string]string {
+	env := map[string]string{}
+	for k, v := range f.env {
+		env[k] = v
+	}
+	for k, v := range vars {
+		env[k] = v
+	}
+	return env
+}
+
+// checkAckedWritesKept fails t unless every note acknowledged with 201 is
+// in the database, with its tenant.
+func (f *faultSetup) checkAckedWritesKept(t *testing.T, acked map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, f.superDSN)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	ids := make([]string, 0, len(acked))
+	for id := range acked {
+		ids = append(ids, id)
+	}
+	rows, err := conn.Query(ctx, "SELECT id::text, tenant_id FROM notes WHERE id = ANY($1::uuid[])", ids)
+	if err != nil {
+		t.Fatalf("read notes: %v", err)
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+		var v [2]string
+		return v, r.Scan(&v[0], &v[1])
+	})
+	if err != nil {
+		t.Fatalf("read notes: %v", err)
+	}
+	stored := map[string]string{}
+	for _, v := range found {
+		stored[v[0]] = v[1]
+	}
+	lost := 0
+	for id, tenant := range acked {
+		if stored[id] != tenant {
+			lost++
+			if lost <= 5 {
+				t.Errorf("note %s of %s was acknowledged and is not stored with its tenant (got %q)", id, tenant, stored[id])
+			}
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d acknowledged writes lost", lost, len(acked))
+	}
+}
+
+// window is a span of time around a fault in which requests may fail.
+type window struct{ from, to time.Time }
+
+func (w window) holds(r result) bool { return !r.end.Before(w.from) && !r.start.After(w.to) }
+
+// runRestartFault drives the server at url while restart runs, and checks
+// the responses: failures only in the fault's window (from just before
+// restart until settle after it returned), each a 503 problem with
+// Retry-After, none past the request timeout; no wrong tenant; the pools
+// back without a process restart (every request of the last seconds
+// succeeds); no acknowledged write lost.
+func runRestartFault(t *testing.T, f *faultSetup, s *server, restart func()) {
+	t.Helper()
+	const (
+		requestTimeout = 5 * time.Second
+		settle         = 3 * time.Second
+	)
+	l := startLoad(t, loadOptions{url: s.url, tenants: f.tenants, workers: 8, timeout: requestTimeout + 2*time.Second})
+	time.Sleep(1500 * time.Millisecond)
+	w := window{from: time.Now()}
+	restart()
+	restarted := time.Now()
+	w.to = restarted.Add(settle)
+	time.Sleep(settle + 2*time.Second)
+	rs := l.halt()
+	t.Logf("restart took %v; %s", restarted.Sub(w.from).Round(time.Millisecond), summary(rs))
+
+	checkNoWrongTenant(t, rs)
+	failed := checkFailures(t, rs, func(r result) bool {
+		return w.holds(r) && r.status == http.StatusServiceUnavailable && r.problem == "unavailable"
+	})
+	var slowest time.Duration
+	var firstOK time.Time
+	after := 0
+	for _, r := range rs {
+		slowest = max(slowest, r.end.Sub(r.start))
+		if r.start.After(restarted) && r.ok() && (firstOK.IsZero() || r.end.Before(firstOK)) {
+			firstOK = r.end
+		}
+		if r.start.After(w.to) {
+			after++
+		}
+	}
+	if slowest > requestTimeout {
+		t.Errorf("a request took %v, past the request timeout %v", slowest, requestTimeout)
+	}
+	if after < 20 {
+		t.Errorf("only %d requests after the fault settled: the service did not recover", after)
+	}
+	t.Logf("failed %d (all inside the fault window), slowest %v, first success %v after the restart returned",
+		failed, slowest.Round(time.Millisecond), firstOK.Sub(restarted).Round(time.Millisecond))
+	if !ready(t.Context(), s.url) {
+		t.Error("/readyz is not 200 after the fault")
+	}
+	f.checkAckedWritesKept(t, l.ackedNotes())
+}
+
+// TestFaultPostgresRestart restarts the private PostgreSQL under load.
+func TestFaultPostgresRestart(t *testing.T) {
+	bin := buildBinary(t)
+	f := setupFaults(t, 20)
+	s := startServer(t, bin, f.with(map[string]string{"REQUEST_TIMEOUT": "5s"}))
+	runRestartFault(t, f, s, func() { f.cluster.ctl(t, "restart") })
+	s.checkNoPanic(t)
+}
+
+// checkNoPanic fails t when the server logged a panic.
+func (s *server) checkNoPanic(t *testing.T) {
+	t.Helper()
+	if logs := s.logs.String(); strings.Contains(logs, "panic") {
+		t.Errorf("the server panicked:\n%s", logs)
+	}
+}
+
+// pgBouncer is a private PgBouncer in transaction mode in front of the
+// private cluster, started with .ci/pgbouncer.sh.
+type pgBouncer struct {
+	port, dir, target string
+}
+
+// startPgBouncer starts a private PgBouncer on a free port; it is stopped
+// when t ends.
+func startPgBouncer(t *testing.T, targetPort string) *pgBouncer {
+	t.Helper()
+	if _, err := os.Stat("/usr/sbin/pgbouncer"); err != nil {
+		if _, err := exec.LookPath("pgbouncer"); err != nil {
+			testenv.Unavailable(t, "pgbouncer", "PATH", err)
+		}
+	}
+	// Not t.TempDir: PgBouncer runs as postgres, which must reach the
+	// directory.
+	dir, err := os.MkdirTemp("/tmp", "tenancy-faults-pgbouncer-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &pgBouncer{port: freePort(t), dir: dir, target: targetPort}
+	b.start(t)
+	t.Cleanup(func() {
+		b.stop(t)
+		_ = os.RemoveAll(dir)
+	})
+	return b
+}
+
+func (b *pgBouncer) start(t *testing.T) {
+	t.Helper()
+	script, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", script+"/../../.ci/pgbouncer.sh")
+	cmd.Env = append(os.Environ(), "PGBOUNCER_PORT="+b.port, "PGBOUNCER_DIR="+b.dir, "PGBOUNCER_TARGET_PORT="+b.target)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("start pgbouncer: %v\n%s", err, out)
+	}
+}
+
+// stop ends the PgBouncer this test started (by the PID in its own
+// directory) at once, as a crash or a redeploy does, and waits until it
+// exited.
+func (b *pgBouncer) stop(t *testing.T) {
+	t.Helper()
+	raw, err := os.ReadFile(b.dir + "/pgbouncer.pid")
+	if err != nil {
+		return // not running
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(raw), &pid); err != nil || pid <= 1 {
+		t.Fatalf("pgbouncer pid file holds %q", raw)
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM) // PgBouncer 1.18: immediate shutdown
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("pgbouncer %d still runs 10s after SIGTERM", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = os.Remove(b.dir + "/pgbouncer.pid")
+}
+
+// dsn returns dsn's user and database through this PgBouncer.
+func (b *pgBouncer) dsn(dsn string) string {
+	return strings.Replace(dsn, "127.0.0.1:"+strings.Split(strings.Split(dsn, "127.0.0.1:")[1], "/")[0], "127.0.0.1:"+b.port, 1)
+}
+
+// TestFaultPgBouncerRestart restarts a private PgBouncer in transaction
+// mode, through which the requests reach the private PostgreSQL, under
+// load. Migrations and the tenant store connect directly, as session
+// features (advisory locks) need.
+func TestFaultPgBouncerRestart(t *testing.T) {
+	bin := buildBinary(t)
+	f := setupFaults(t, 20)
+	pgb := startPgBouncer(t, f.cluster.port)
+	s := startServer(t, bin, f.with(map[string]string{
+		"REQUEST_TIMEOUT": "5s",
+		"DATABASE_URL":    pgb.dsn(f.appDSN),
+		"DATABASE_POOLER": "transaction",
+	}))
+	runRestartFault(t, f, s, func() {
+		pgb.stop(t)
+		time.Sleep(500 * time.Millisecond) // down for a moment, as in a redeploy
+		pgb.start(t)
+	})
+	s.checkNoPanic(t)
+	if strings.Contains(s.logs.String(), "set Pooler to PoolerTransaction") {
+		t.Error("the provider warns that it is behind a pooler it was not told about")
+	}
+}
