@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -411,4 +412,107 @@ func TestFaultPgBouncerRestart(t *testing.T) {
 	if strings.Contains(s.logs.String(), "set Pooler to PoolerTransaction") {
 		t.Error("the provider warns that it is behind a pooler it was not told about")
 	}
+}
+
+// cacheCounts scrapes the tenant cache's L1 lookups from /metrics: hits
+// and all.
+func cacheCounts(t *testing.T, s *server) (hits, all float64) {
+	t.Helper()
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, `tenancy_cache_requests_total{level="l1",`) {
+			continue
+		}
+		f := strings.Fields(line)
+		var v float64
+		if _, err := fmt.Sscan(f[len(f)-1], &v); err != nil {
+			t.Fatalf("metrics line %q", line)
+		}
+		all += v
+		if strings.Contains(line, `result="hit"`) {
+			hits += v
+		}
+	}
+	return hits, all
+}
+
+// TestFaultRedisOutage stops the private Redis under load on two
+// instances and starts it again: no request fails, the L1 hit ratio is
+// back within seconds, and a tenant suspended during the outage (whose
+// invalidation could reach no instance) is refused by both once Redis is
+// back, long before their L1 entries expire (30s). Two steps of the cache
+// make it so: each instance notices the outage within a second (its probe)
+// and caps L1 lifetimes at a second, and it flushes L1 when its
+// subscription is re-established, for what it missed before noticing
+// (store/cache's TestResubscribeFlushesL1 proves that step alone).
+func TestFaultRedisOutage(t *testing.T) {
+	bin := buildBinary(t)
+	f := setupFaults(t, 11)
+	suspended, tenants := f.tenants[0], f.tenants[1:]
+	start := time.Now()
+	a := startServer(t, bin, f.env)
+	b := startServer(t, bin, f.env)
+	for _, s := range []*server{a, b} {
+		s.eventually(t, 5*time.Second, suspended.ident, http.StatusOK) // in L1 now
+	}
+	loads := []*load{
+		startLoad(t, loadOptions{url: a.url, tenants: tenants, workers: 4, timeout: 10 * time.Second}),
+		startLoad(t, loadOptions{url: b.url, tenants: tenants, workers: 4, timeout: 10 * time.Second}),
+	}
+	time.Sleep(time.Second)
+	h0, n0 := cacheCounts(t, a)
+	time.Sleep(time.Second)
+	h1, n1 := cacheCounts(t, a)
+	before := (h1 - h0) / (n1 - n0)
+
+	f.redis.Stop()
+	down := time.Now()
+	time.Sleep(time.Second)
+	a.admin(t, 0, "tenants", "suspend", "--reason", "outage test", suspended.ident)
+	staleA := a.client().do(t, http.MethodGet, "/notes", suspended.ident, "").status
+	time.Sleep(time.Second)
+	f.redis.Start()
+	back := time.Now()
+
+	// Refused everywhere within seconds, well within the 30s L1 TTL of
+	// entries filled at start.
+	for _, s := range []*server{a, b} {
+		s.eventually(t, 8*time.Second, suspended.ident, http.StatusForbidden)
+	}
+	refused := time.Since(back)
+	if since := time.Since(start); since > 25*time.Second {
+		t.Logf("the timeline took %v: an L1 expiry (30s) may explain the refusal", since)
+	}
+	// The hit ratio comes back.
+	var after float64
+	deadline := back.Add(10 * time.Second)
+	for {
+		h0, n0 := cacheCounts(t, a)
+		time.Sleep(500 * time.Millisecond)
+		h1, n1 := cacheCounts(t, a)
+		after = (h1 - h0) / (n1 - n0)
+		if after >= 0.9*before || time.Now().After(deadline) {
+			break
+		}
+	}
+	if after < 0.9*before {
+		t.Errorf("L1 hit ratio %.3f ten seconds after Redis came back, %.3f before the outage", after, before)
+	}
+	var all []result
+	for _, l := range loads {
+		all = append(all, l.halt()...)
+	}
+	t.Logf("outage %v; the suspended tenant got %d on A during the outage; refused on both %v after Redis came back; L1 hit ratio %.3f before, %.3f after; %s",
+		back.Sub(down).Round(time.Millisecond), staleA, refused.Round(time.Millisecond), before, after, summary(all))
+	checkNoWrongTenant(t, all)
+	if failed := checkFailures(t, all, func(result) bool { return false }); failed > 0 {
+		t.Errorf("%d requests failed during the Redis outage, want none", failed)
+	}
+	a.checkNoPanic(t)
+	b.checkNoPanic(t)
 }
