@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,7 +15,9 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy/examples/internal/service"
+	"github.com/go-tenancy/tenancy/internal/netproxy"
 	"github.com/go-tenancy/tenancy/internal/testenv"
+	"github.com/go-tenancy/tenancy/problem"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -515,4 +518,111 @@ func TestFaultRedisOutage(t *testing.T) {
 	}
 	a.checkNoPanic(t)
 	b.checkNoPanic(t)
+}
+
+// slowDatabase puts a delay proxy adding delay each way between the
+// requests' pool and the private cluster; it returns DATABASE_URL through
+// it, with the pool bounded to maxConns.
+func slowDatabase(t *testing.T, f *faultSetup, delay time.Duration, maxConns int) string {
+	t.Helper()
+	p, err := netproxy.Start("127.0.0.1:"+f.cluster.port, delay)
+	if err != nil {
+		t.Fatalf("start the delay proxy: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	u := strings.Replace(f.appDSN, "127.0.0.1:"+f.cluster.port, p.Addr(), 1)
+	return testenv.WithParam(u, "pool_max_conns", strconv.Itoa(maxConns))
+}
+
+// appConnections counts the application role's connections to the test's
+// database.
+func (f *faultSetup) appConnections(ctx context.Context, conn *pgx.Conn) (int, error) {
+	var n int
+	err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = $1", testenv.AppRole).Scan(&n)
+	return n, err
+}
+
+// TestFaultSlowDatabase puts 200 ms each way between the requests and
+// PostgreSQL, with a pool of 4 and three times as many clients: requests
+// that cannot finish in time answer 504 with Retry-After within the
+// request timeout, the others succeed, and the pool never holds more
+// connections than its bound.
+func TestFaultSlowDatabase(t *testing.T) {
+	bin := buildBinary(t)
+	f := setupFaults(t, 10)
+	const (
+		maxConns       = 4
+		requestTimeout = 1500 * time.Millisecond
+	)
+	s := startServer(t, bin, f.with(map[string]string{
+		"DATABASE_URL":    slowDatabase(t, f, 200*time.Millisecond, maxConns),
+		"REQUEST_TIMEOUT": requestTimeout.String(),
+	}))
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, f.superDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+
+	l := startLoad(t, loadOptions{url: s.url, tenants: f.tenants, workers: 3 * maxConns, timeout: 10 * time.Second})
+	most := 0
+	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		n, err := f.appConnections(ctx, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, n)
+	}
+	rs := l.halt()
+	t.Logf("%s; at most %d connections of the application role", summary(rs), most)
+	checkNoWrongTenant(t, rs)
+	checkFailures(t, rs, func(r result) bool {
+		return r.status == http.StatusGatewayTimeout && r.problem == "timeout" ||
+			r.status == http.StatusServiceUnavailable && r.problem == "unavailable"
+	})
+	var ok, timedOut int
+	var slowest time.Duration
+	for _, r := range rs {
+		slowest = max(slowest, r.end.Sub(r.start))
+		switch {
+		case r.ok():
+			ok++
+		case r.status == http.StatusGatewayTimeout:
+			timedOut++
+		}
+	}
+	// The deadline is the request's; the answer needs a moment more.
+	if slowest > requestTimeout+500*time.Millisecond {
+		t.Errorf("a request took %v with a request timeout of %v", slowest, requestTimeout)
+	}
+	if ok == 0 || timedOut == 0 {
+		t.Errorf("%d succeeded and %d timed out: want both under this load", ok, timedOut)
+	}
+	// A connection that a timed-out request closed lingers on the server
+	// for one delay (the proxy forwards the close late); the bound holds
+	// for what the pool opened.
+	if most > maxConns+1 {
+		t.Errorf("%d connections of the application role with pool_max_conns=%d", most, maxConns)
+	}
+	s.checkNoPanic(t)
+}
+
+// TestStatementTimeout: STATEMENT_TIMEOUT reaches PostgreSQL as the
+// requests' pool's statement_timeout, so a statement that runs too long is
+// cancelled by the server (not only abandoned by the client), and the
+// request answers 504.
+func TestStatementTimeout(t *testing.T) {
+	t.Parallel()
+	cfg, _ := postgresConfig(t)
+	cfg.StatementTimeout = 100 * time.Millisecond
+	b := openTestBackend(t, cfg)
+	tn := b.provisioner(t)(t)
+	start := time.Now()
+	_, err := b.notes.(*SQLNotes).p.Exec(t.Context(), tn, "SELECT pg_sleep(2)")
+	took := time.Since(start)
+	d := problem.FromError(err)
+	if d.Status != http.StatusGatewayTimeout || took > time.Second {
+		t.Fatalf("a 2s statement with a 100ms statement timeout: %v after %v, answered %d", err, took, d.Status)
+	}
 }
