@@ -133,6 +133,9 @@ func (l *load) worker(seed uint64) {
 		l.mu.Lock()
 		l.results = append(l.results, r)
 		l.mu.Unlock()
+		if r.err != "" {
+			time.Sleep(10 * time.Millisecond) // the server is gone: do not spin
+		}
 	}
 }
 
