@@ -63,7 +63,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newHandlerFixture(t *testing.T, configure ...func(*handlerConfig)) *handlerFixture {
+func newHandlerFixture(t testing.TB, configure ...func(*handlerConfig)) *handlerFixture {
 	t.Helper()
 	mem := memstore.New()
 	for _, tn := range append(append([]tenancy.Tenant{}, seedTenants...), statusTenants...) {

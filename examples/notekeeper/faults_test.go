@@ -306,6 +306,7 @@ func runRestartFault(t *testing.T, f *faultSetup, s *server, restart func()) {
 
 // TestFaultPostgresRestart restarts the private PostgreSQL under load.
 func TestFaultPostgresRestart(t *testing.T) {
+	t.Parallel() // with the other tests; the fault tests take turns on the private cluster
 	bin := buildBinary(t)
 	f := setupFaults(t, 20)
 	s := startServer(t, bin, f.with(map[string]string{"REQUEST_TIMEOUT": "5s"}))
@@ -398,6 +399,7 @@ func (b *pgBouncer) dsn(dsn string) string {
 // load. Migrations and the tenant store connect directly, as session
 // features (advisory locks) need.
 func TestFaultPgBouncerRestart(t *testing.T) {
+	t.Parallel() // with the other tests; the fault tests take turns on the private cluster
 	bin := buildBinary(t)
 	f := setupFaults(t, 20)
 	pgb := startPgBouncer(t, f.cluster.port)
@@ -454,6 +456,7 @@ func cacheCounts(t *testing.T, s *server) (hits, all float64) {
 // subscription is re-established, for what it missed before noticing
 // (store/cache's TestResubscribeFlushesL1 proves that step alone).
 func TestFaultRedisOutage(t *testing.T) {
+	t.Parallel() // with the other tests; the fault tests take turns on the private cluster
 	bin := buildBinary(t)
 	f := setupFaults(t, 11)
 	suspended, tenants := f.tenants[0], f.tenants[1:]
@@ -548,6 +551,7 @@ func (f *faultSetup) appConnections(ctx context.Context, conn *pgx.Conn) (int, e
 // request timeout, the others succeed, and the pool never holds more
 // connections than its bound.
 func TestFaultSlowDatabase(t *testing.T) {
+	t.Parallel() // with the other tests; the fault tests take turns on the private cluster
 	bin := buildBinary(t)
 	f := setupFaults(t, 10)
 	const (
@@ -592,8 +596,9 @@ func TestFaultSlowDatabase(t *testing.T) {
 			timedOut++
 		}
 	}
-	// The deadline is the request's; the answer needs a moment more.
-	if slowest > requestTimeout+500*time.Millisecond {
+	// The deadline is the request's; the answer needs a moment more (on
+	// a busy machine).
+	if slowest > requestTimeout+time.Second {
 		t.Errorf("a request took %v with a request timeout of %v", slowest, requestTimeout)
 	}
 	if ok == 0 || timedOut == 0 {
@@ -633,6 +638,7 @@ func TestStatementTimeout(t *testing.T) {
 // period. (Background jobs are not covered: Notekeeper has none; the
 // example with jobs is not on main yet.)
 func TestFaultGracefulShutdown(t *testing.T) {
+	t.Parallel() // with the other tests; the fault tests take turns on the private cluster
 	bin := buildBinary(t)
 	f := setupFaults(t, 4)
 	const grace = 5 * time.Second
