@@ -44,9 +44,8 @@ func TestSoak(t *testing.T) {
 	seen := 0
 	for elapsed := interval; elapsed <= duration; elapsed += interval {
 		time.Sleep(time.Until(start.Add(elapsed)))
-		rs := l.results[:0:0]
 		l.mu.Lock()
-		rs = append(rs, l.results[seen:]...)
+		rs := slices.Clone(l.results[seen:])
 		seen = len(l.results)
 		l.mu.Unlock()
 		t.Logf("%8v %10d %10v %10.1f %10v", elapsed.Round(time.Second), len(rs), p99(rs).Round(100*time.Microsecond),
