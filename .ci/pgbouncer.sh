@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Starts PgBouncer in transaction pooling mode on 127.0.0.1:${PGBOUNCER_PORT:-6432}
-# in front of the local PostgreSQL, unless it already answers. Idempotent.
+# in front of the local PostgreSQL on ${PGBOUNCER_TARGET_PORT:-5432}, unless
+# it already answers. Idempotent. The fault tests start their own on other
+# ports, in front of their private cluster.
 # PgBouncer refuses to run as root, so it runs as the postgres user.
 set -euo pipefail
 port=${PGBOUNCER_PORT:-6432}
 dir=${PGBOUNCER_DIR:-/tmp/tenancy-pgbouncer}
+target_port=${PGBOUNCER_TARGET_PORT:-5432}
 
 if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
   echo "installing pgbouncer" >&2
@@ -24,7 +27,7 @@ cat >"$dir/userlist.txt" <<'USERS'
 USERS
 cat >"$dir/pgbouncer.ini" <<INI
 [databases]
-* = host=127.0.0.1 port=5432
+* = host=127.0.0.1 port=$target_port
 
 [pgbouncer]
 listen_addr = 127.0.0.1

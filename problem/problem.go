@@ -6,11 +6,15 @@ package problem
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/go-tenancy/tenancy"
@@ -79,6 +83,8 @@ const (
 	SlugDomainNotFound   = "domain-not-found"
 	SlugDomainUnverified = "domain-not-verified"
 	SlugInvalidField     = "invalid-field"
+	SlugUnavailable      = "unavailable"
+	SlugTimeout          = "timeout"
 	SlugInternal         = "internal"
 )
 
@@ -86,9 +92,16 @@ const (
 // when the error does not say how long to wait.
 const DefaultRetryAfter = 30 * time.Second
 
+// UnavailableRetryAfter is the Retry-After sent with unavailable (503) and
+// timeout (504): a database that restarts or a pool that reconnects is back
+// within seconds.
+const UnavailableRetryAfter = 2 * time.Second
+
 // FromError maps err to problem details: tenancy sentinel errors to their
-// status (400, 401, 403, 404, 409, 422, 429, 503) and anything else to 500,
-// whose detail is withheld.
+// status (400, 401, 403, 404, 409, 422, 429, 503), a backing service that
+// cannot be reached to 503 (see Unavailable), one that did not answer in
+// time to 504 (see Timeout), both with Retry-After, and anything else to
+// 500. The detail of 500, 503 and 504 is withheld.
 func FromError(err error) Details {
 	var d Details
 	switch {
@@ -147,10 +160,88 @@ func FromError(err error) Details {
 		if errors.As(err, &fe) {
 			d.Errors = []FieldDetail{{Message: fe.Reason, Location: "body." + fe.Field}}
 		}
+	case Timeout(err):
+		d = New(SlugTimeout, http.StatusGatewayTimeout, "Timeout")
+		d.Detail = "A backing service did not answer in time; try again."
+		d.setRetryAfter(UnavailableRetryAfter)
+	case Unavailable(err):
+		d = New(SlugUnavailable, http.StatusServiceUnavailable, "Service unavailable")
+		d.Detail = "A backing service cannot be reached right now; try again."
+		d.setRetryAfter(UnavailableRetryAfter)
 	default:
 		d = New(SlugInternal, http.StatusInternalServerError, "Internal error")
 	}
 	return d
+}
+
+// Timeout reports whether err says that an operation ran out of time: a
+// context deadline (the request's, or a statement's), a network timeout,
+// or PostgreSQL's query_canceled (SQLSTATE 57014, which statement_timeout
+// raises). The request itself was sound; the same one may succeed later.
+func Timeout(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return sqlState(err) == "57014"
+}
+
+// Unavailable reports whether err is a connection-level failure: the
+// backing service could not be reached, or dropped the connection, and the
+// request itself was sound. It is one of these:
+//
+//   - a PostgreSQL error of class 08 (connection exception, which PgBouncer
+//     sends too when it loses its server), 57P01 to 57P03 (the server is
+//     shutting down, crashed or starting up) or 53300 (too many
+//     connections), recognised by the SQLState method of pgconn.PgError;
+//   - an error that says it is safe to retry (pgx's SafeToRetry: the
+//     statement never reached the server, as with a closed connection);
+//   - a network operation that failed (*net.OpError), a refused, reset or
+//     aborted connection, a broken pipe, a closed connection or an
+//     unexpected EOF.
+//
+// An error in the statement itself (a syntax error, a constraint) carries
+// another SQLSTATE and stays a 500.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch state := sqlState(err); {
+	case len(state) == 5 && state[:2] == "08", state == "57P01", state == "57P02", state == "57P03", state == "53300":
+		return true
+	case state != "":
+		return false
+	}
+	var retry interface{ SafeToRetry() bool }
+	if errors.As(err, &retry) && retry.SafeToRetry() {
+		return true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return true
+	}
+	for _, target := range []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EPIPE, net.ErrClosed, io.ErrUnexpectedEOF} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// sqlState returns the SQLSTATE of the first error in err's chain that has
+// one (pgconn.PgError does), or "".
+func sqlState(err error) string {
+	var pe interface{ SQLState() string }
+	if errors.As(err, &pe) {
+		return pe.SQLState()
+	}
+	return ""
 }
 
 func retryAfter(err error, fallback time.Duration) time.Duration {

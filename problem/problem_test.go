@@ -1,18 +1,30 @@
 package problem_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/problem"
+	"github.com/jackc/pgx/v5/pgconn"
 )
+
+// safeToRetry is what pgx returns for a statement that never reached the
+// server (a closed connection).
+type safeToRetry struct{}
+
+func (safeToRetry) Error() string     { return "conn closed" }
+func (safeToRetry) SafeToRetry() bool { return true }
 
 func TestFromError(t *testing.T) {
 	t.Parallel()
@@ -40,6 +52,20 @@ func TestFromError(t *testing.T) {
 		{&tenancy.DuplicateError{Field: "identifier", Value: "acme"}, 409, problem.SlugDuplicate, "", false},
 		{&tenancy.FieldError{Field: "name", Reason: "too long"}, 422, problem.SlugInvalidField, "", false},
 		{errors.New("connection refused to 10.0.0.5"), 500, problem.SlugInternal, "", false},
+		// Connection-level failures: 503; timeouts: 504; both retryable.
+		{fmt.Errorf("list notes: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}), 503, problem.SlugUnavailable, "2", false},
+		{&pgconn.PgError{Code: "57P03", Message: "the database system is starting up"}, 503, problem.SlugUnavailable, "2", false},
+		{&pgconn.PgError{Code: "08P01", Message: "server conn crashed?"}, 503, problem.SlugUnavailable, "2", false},
+		{&pgconn.PgError{Code: "53300", Message: "too many clients"}, 503, problem.SlugUnavailable, "2", false},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, 503, problem.SlugUnavailable, "2", false},
+		{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), 503, problem.SlugUnavailable, "2", false},
+		{fmt.Errorf("query: %w", safeToRetry{}), 503, problem.SlugUnavailable, "2", false},
+		{fmt.Errorf("list notes: %w", context.DeadlineExceeded), 504, problem.SlugTimeout, "2", false},
+		{&pgconn.PgError{Code: "57014", Message: "canceling statement due to statement timeout"}, 504, problem.SlugTimeout, "2", false},
+		// Errors of the statement itself stay 500, whatever their wording.
+		{&pgconn.PgError{Code: "23505", Message: "duplicate key; connection refused"}, 500, problem.SlugInternal, "", false},
+		{&pgconn.PgError{Code: "42P01", Message: "relation does not exist"}, 500, problem.SlugInternal, "", false},
+		{context.Canceled, 500, problem.SlugInternal, "", false},
 	}
 	for _, tt := range tests {
 		rec := httptest.NewRecorder()

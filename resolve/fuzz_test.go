@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -332,5 +333,49 @@ func FuzzJWTClaim(f *testing.F) {
 			return
 		}
 		expectTenant(t, rec, store, claim, "/x")
+	})
+}
+
+// FuzzChain: a header and a path prefix in one chain. The answer is a
+// known tenant only when every source present names it (a source that
+// names another tenant, or an unknown one, is a conflict or an error),
+// else a documented problem.
+func FuzzChain(f *testing.F) {
+	for _, s := range [][2]string{
+		{"acme-corp", "/t/acme-corp/x"}, {"acme-corp", "/t/globex/x"}, {"", "/t/globex/x"}, {"globex", "/x"}, {"", "/x"},
+		{"nobody", "/t/acme-corp/x"}, {"acme-corp", "/t/nobody/x"}, {"acme", "/t/acme-corp/x"}, {"initech", "/t/initech/x"},
+		{"acme-corp\n", "/t/acme-corp/x"}, {"ACME-CORP", "/t/acme-corp/x"}, {"acme-corp", "/t/acme-corp\n/x"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	store := newStore(f)
+	f.Fuzz(func(t *testing.T, header, path string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.URL.Path, r.URL.RawPath = path, ""
+		if header != "" {
+			r.Header["X-Tenant-Id"] = []string{header}
+		}
+		lookup := strictLookup{t, store}
+		rec := run(t, resolve.Chain(resolve.Header{Lookup: lookup}, resolve.Path{Lookup: lookup}), r)
+		expectDocumented(t, rec)
+		if rec.Code != 200 {
+			return
+		}
+		id, _, _ := strings.Cut(rec.Body.String(), " ")
+		tn, err := store.Get(t.Context(), id)
+		if err != nil {
+			t.Fatalf("200 for %q: %v", id, err)
+		}
+		names := append([]string{tn.Identifier}, tn.Aliases...)
+		if header != "" && !slices.Contains(names, header) {
+			t.Fatalf("header %q answered as %s", header, tn.Identifier)
+		}
+		if rest, ok := strings.CutPrefix(path, "/t/"); ok {
+			if ident, _, _ := strings.Cut(rest, "/"); !slices.Contains(names, ident) {
+				t.Fatalf("path %q answered as %s", path, tn.Identifier)
+			}
+		} else if header == "" {
+			t.Fatalf("no source, yet 200 for %s", tn.Identifier)
+		}
 	})
 }

@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/go-tenancy/tenancy/store/cache"
 	"github.com/go-tenancy/tenancy/store/memstore"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Handler tests: the whole HTTP stack (tenancy middleware over memstore and
@@ -59,7 +63,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newHandlerFixture(t *testing.T, configure ...func(*handlerConfig)) *handlerFixture {
+func newHandlerFixture(t testing.TB, configure ...func(*handlerConfig)) *handlerFixture {
 	t.Helper()
 	mem := memstore.New()
 	for _, tn := range append(append([]tenancy.Tenant{}, seedTenants...), statusTenants...) {
@@ -210,6 +214,32 @@ func TestHandlerStoreFailureIsA500WithoutDetail(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no error log line with the tenant:\n%s", f.logs.String())
+	}
+}
+
+// TestHandlerDatabaseOutageIsA503: a connection-level failure is the
+// service's, not the request's: 503 with Retry-After; a statement that ran
+// out of time is a 504. Neither says what failed.
+func TestHandlerDatabaseOutageIsA503(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err    error
+		status int
+		slug   string
+	}{
+		{fmt.Errorf("list notes: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection (secret-internal-detail)"}), http.StatusServiceUnavailable, problem.SlugUnavailable},
+		{fmt.Errorf("list notes: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), http.StatusServiceUnavailable, problem.SlugUnavailable},
+		{fmt.Errorf("list notes: %w", context.DeadlineExceeded), http.StatusGatewayTimeout, problem.SlugTimeout},
+	} {
+		f := newHandlerFixture(t)
+		f.notes.mu.Lock()
+		f.notes.err = tc.err
+		f.notes.mu.Unlock()
+		r := f.client.do(t, http.MethodGet, "/notes", acme, "")
+		r.problem(t, tc.status, tc.slug)
+		if r.header.Get("Retry-After") == "" || bytes.Contains(r.body, []byte("secret")) {
+			t.Fatalf("%v: Retry-After %q, body %s", tc.err, r.header.Get("Retry-After"), r.body)
+		}
 	}
 }
 

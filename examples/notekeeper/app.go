@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -238,7 +239,9 @@ func redisOrNil(c *redis.Client) redis.UniversalClient {
 // role; migrations, provisioning and the tenant store run on
 // MIGRATION_DATABASE_URL.
 func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Provider, isolation.Provider, migrate.Journal, error) {
-	appPool, err := openPool(ctx, "DATABASE_URL", b.cfg.DatabaseURL, 1)
+	appPool, err := openPool(ctx, "DATABASE_URL", b.cfg.DatabaseURL, 1, func(pc *pgxpool.Config) {
+		appPoolConfig(pc, b.cfg)
+	})
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -262,6 +265,7 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 		}
 	}
 	appCfg := pcfg
+	appCfg.Pooler = b.cfg.Pooler
 	if b.tracerProvider != nil {
 		appCfg.Tracer = oteltenancy.New(oteltenancy.Config{
 			TracerProvider: b.tracerProvider,
@@ -311,15 +315,34 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 	return store, provider, admin, journal, nil
 }
 
+// appPoolConfig tunes the requests' pool: the statement timeout as a
+// start-up parameter (unless the DSN sets one, or a transaction pooler
+// sits in between, which would refuse it), and, behind a transaction
+// pooler, statements sent unprepared (pgx's own, such as the readiness
+// ping; the provider's follow Config.Pooler).
+func appPoolConfig(pc *pgxpool.Config, cfg Config) {
+	rp := pc.ConnConfig.RuntimeParams
+	if _, set := rp["statement_timeout"]; !set && cfg.StatementTimeout > 0 && cfg.Pooler == postgres.PoolerNone {
+		rp["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
+	}
+	if cfg.Pooler == postgres.PoolerTransaction && !strings.Contains(cfg.DatabaseURL, "default_query_exec_mode") {
+		pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
+}
+
 // openPool opens and pings a pool of at least minConns connections (more
-// when the DSN's pool_max_conns or pgx's default says so). Errors name the
-// variable, never the DSN, which may hold a password.
-func openPool(ctx context.Context, name, dsn string, minConns int32) (*pgxpool.Pool, error) {
+// when the DSN's pool_max_conns or pgx's default says so), tuned by
+// configure. Errors name the variable, never the DSN, which may hold a
+// password.
+func openPool(ctx context.Context, name, dsn string, minConns int32, configure ...func(*pgxpool.Config)) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid PostgreSQL URL", name)
 	}
 	cfg.MaxConns = max(cfg.MaxConns, minConns)
+	for _, c := range configure {
+		c(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", name, err)

@@ -158,6 +158,7 @@ type server struct {
 	env  []string
 	url  string
 	logs *syncBuffer
+	proc *os.Process
 
 	exited chan struct{}
 	err    error // set before exited is closed
@@ -184,6 +185,7 @@ func startServer(t *testing.T, bin string, env map[string]string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start: %v", err)
 	}
+	s.proc = cmd.Process
 	go func() {
 		s.err = cmd.Wait()
 		close(s.exited)

@@ -30,9 +30,14 @@ func newFakeNotes() *fakeNotes {
 }
 
 // tick returns a strictly increasing time, so that "newest first" is
-// well defined however fast notes are created.
+// well defined however fast notes are created, and never behind the wall
+// clock (a store created long before its first note, in a long test run,
+// still stamps it with about the present).
 func (f *fakeNotes) tick() time.Time {
 	f.clock = f.clock.Add(time.Millisecond)
+	if now := time.Now().UTC().Truncate(time.Microsecond); now.After(f.clock) {
+		f.clock = now
+	}
 	return f.clock
 }
 

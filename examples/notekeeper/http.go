@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/go-tenancy/tenancy/examples/internal/service"
 	"github.com/go-tenancy/tenancy/limit"
@@ -33,6 +34,9 @@ type handlerConfig struct {
 	Logger *slog.Logger
 	// TracerProvider traces requests. Nil: no tracing.
 	TracerProvider trace.TracerProvider
+	// RequestTimeout and MaxBodyBytes: see service.HandlerConfig.
+	RequestTimeout time.Duration
+	MaxBodyBytes   int64
 }
 
 // newHandler returns the whole HTTP service: the examples' handler chain
@@ -52,5 +56,7 @@ func newHandler(cfg handlerConfig) http.Handler {
 		Logger:   cfg.Logger,
 
 		TracerProvider: cfg.TracerProvider,
+		RequestTimeout: cfg.RequestTimeout,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
 	})
 }

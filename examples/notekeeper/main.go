@@ -65,7 +65,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 const serveLong = `Start the HTTP service. Configuration comes from the environment: PORT,
 DATA_DIR, DATABASE_URL, MIGRATION_DATABASE_URL, REDIS_URL, REDIS_PREFIX,
 TENANT_STORE, MIGRATE_ON_START, SEED_DEMO, RATE_LIMIT_PER_MINUTE, LOG_LEVEL,
-LOG_FORMAT and the OpenTelemetry variables (see README.md).`
+LOG_FORMAT, DATABASE_POOLER, REQUEST_TIMEOUT, STATEMENT_TIMEOUT,
+MAX_BODY_BYTES, READ_HEADER_TIMEOUT, READ_TIMEOUT, WRITE_TIMEOUT,
+IDLE_TIMEOUT, SHUTDOWN_TIMEOUT and the OpenTelemetry variables (see
+README.md).`
 
 func serveCmd(ctx context.Context, config func() (Config, error), stderr io.Writer) *cobra.Command {
 	return service.ServeCommand(ctx, serveLong, func(ctx context.Context) error {
@@ -134,6 +137,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Metrics:        metrics,
 		Logger:         logger,
 		TracerProvider: tp,
+		RequestTimeout: cfg.RequestTimeout,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
 	})
 	storage := "sqlite"
 	if cfg.Postgres() {
@@ -145,6 +150,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		slog.String("tenant_store", cfg.TenantStore),
 		slog.Bool("redis", cfg.RedisURL != ""),
 		slog.Bool("rate_limit", cfg.RateLimitPerMinute > 0),
-		slog.Bool("tracing", cfg.Tracing))
-	return service.Serve(ctx, ln, h, logger)
+		slog.Bool("tracing", cfg.Tracing),
+		slog.String("pooler", cfg.Pooler.String()),
+		slog.Duration("request_timeout", cfg.RequestTimeout),
+		slog.Duration("statement_timeout", cfg.StatementTimeout))
+	return service.ServeWith(ctx, ln, h, logger, cfg.Server)
 }

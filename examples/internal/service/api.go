@@ -46,16 +46,17 @@ var Public = []map[string][]string{}
 
 // TenantErrors returns the statuses every tenant's call can answer besides
 // its own: the tenancy middleware's (400, 403, 404, 503), validation's
-// (422) and the rate limiter's (429). For an operation's Errors.
+// (422), the rate limiter's (429), and an unreachable (503) or slow (504)
+// database's. For an operation's Errors.
 func TenantErrors() []int {
 	return []int{http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity,
-		http.StatusTooManyRequests, http.StatusServiceUnavailable}
+		http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
 }
 
-// BodyErrors returns TenantErrors and 415 (a body not sent as JSON), for
-// the operations that take a body.
+// BodyErrors returns TenantErrors, 413 (a body over the limit) and 415 (a
+// body not sent as JSON), for the operations that take a body.
 func BodyErrors() []int {
-	return append([]int{http.StatusUnsupportedMediaType}, TenantErrors()...)
+	return append([]int{http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType}, TenantErrors()...)
 }
 
 // NewAPI registers on mux the API a describes, with the readiness and
@@ -140,7 +141,7 @@ type statusOutput struct {
 }
 
 // documentHeaders adds to every operation the response headers that the
-// middleware around the API sends: Retry-After with 429 and 503, and with
+// middleware around the API sends: Retry-After with 429, 503 and 504, and with
 // rate limiting on, the RateLimit fields of
 // draft-ietf-httpapi-ratelimit-headers-09 on every answer of a tenant's call.
 func documentHeaders(o *huma.OpenAPI) {
@@ -161,7 +162,7 @@ func documentHeaders(o *huma.OpenAPI) {
 					resp.Headers = map[string]*huma.Param{}
 				}
 				switch code {
-				case "429", "503":
+				case "429", "503", "504":
 					resp.Headers["Retry-After"] = retryAfter
 				}
 				if code != "default" {
@@ -229,6 +230,8 @@ func problemTransformer(_ huma.Context, _ string, v any) (any, error) {
 		if em.Detail == "request body is required" {
 			d.Detail = "The request body is required."
 		}
+	case em.Status == http.StatusRequestEntityTooLarge:
+		d = tooLarge()
 	case em.Status == http.StatusUnsupportedMediaType:
 		d.Detail = "The request body must be JSON (Content-Type: application/json)."
 	case em.Status == http.StatusUnprocessableEntity:

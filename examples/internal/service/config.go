@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/go-tenancy/tenancy/isolation/postgres"
 )
 
 // Tenant store kinds (TENANT_STORE).
@@ -63,7 +66,38 @@ type Config struct {
 	// and per tenant statement. Off unless OTEL_TRACES_EXPORTER=otlp or an
 	// OTLP endpoint is set (see NewTracerProvider). Default false.
 	Tracing bool
+
+	// Pooler says what sits between DATABASE_URL and PostgreSQL
+	// (DATABASE_POOLER): none, transaction (PgBouncer in transaction mode)
+	// or transaction-prepared (PgBouncer 1.21+ with
+	// max_prepared_statements). Default none.
+	Pooler postgres.Pooler
+	// RequestTimeout bounds each request's work (REQUEST_TIMEOUT, a Go
+	// duration such as 10s; 0 for none): its context ends then, and what
+	// waits on the database answers 504. Default DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// StatementTimeout bounds each statement on DATABASE_URL
+	// (STATEMENT_TIMEOUT; 0 for none): PostgreSQL cancels a statement that
+	// runs longer (statement_timeout, set when the connection opens), and
+	// the request answers 504. Through a transaction pooler, which refuses
+	// start-up parameters, set it on the role instead (ALTER ROLE ... SET
+	// statement_timeout); the request timeout still applies. Default
+	// DefaultStatementTimeout.
+	StatementTimeout time.Duration
+	// MaxBodyBytes is the largest request body accepted (MAX_BODY_BYTES);
+	// a larger one answers 413. Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Server holds the HTTP server's timeouts (READ_HEADER_TIMEOUT,
+	// READ_TIMEOUT, WRITE_TIMEOUT, IDLE_TIMEOUT, SHUTDOWN_TIMEOUT).
+	Server ServerConfig
 }
+
+// Defaults of the limits, documented with their Config fields.
+const (
+	DefaultRequestTimeout   = 10 * time.Second
+	DefaultStatementTimeout = 5 * time.Second
+	DefaultMaxBodyBytes     = 1 << 20
+)
 
 // Postgres reports whether the service runs on PostgreSQL.
 func (c Config) Postgres() bool { return c.DatabaseURL != "" }
@@ -126,6 +160,32 @@ func LoadConfig(env *Env, d Defaults) Config {
 		env.Fail(errors.New("DATA_DIR must be a directory path without '?'"))
 	}
 	c.Tracing = loadTracing(env)
+
+	switch pooler := env.String("DATABASE_POOLER", "none"); pooler {
+	case "none":
+		c.Pooler = postgres.PoolerNone
+	case "transaction":
+		c.Pooler = postgres.PoolerTransaction
+	case "transaction-prepared":
+		c.Pooler = postgres.PoolerTransactionPrepared
+	default:
+		env.Fail(errors.New("DATABASE_POOLER must be none, transaction or transaction-prepared"))
+	}
+	c.RequestTimeout = env.Duration("REQUEST_TIMEOUT", DefaultRequestTimeout)
+	c.StatementTimeout = env.Duration("STATEMENT_TIMEOUT", DefaultStatementTimeout)
+	c.MaxBodyBytes = int64(env.Int("MAX_BODY_BYTES", DefaultMaxBodyBytes, func(n int) bool { return n > 0 }, "a positive number of bytes"))
+	c.Server = ServerConfig{
+		ReadHeaderTimeout: env.Duration("READ_HEADER_TIMEOUT", DefaultReadHeaderTimeout),
+		ReadTimeout:       env.Duration("READ_TIMEOUT", DefaultReadTimeout),
+		WriteTimeout:      env.Duration("WRITE_TIMEOUT", DefaultWriteTimeout),
+		IdleTimeout:       env.Duration("IDLE_TIMEOUT", DefaultIdleTimeout),
+		ShutdownTimeout:   env.Duration("SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
+	}
+	if c.Server.WriteTimeout > 0 && c.RequestTimeout > 0 && c.Server.WriteTimeout <= c.RequestTimeout {
+		// The server would cut the connection before the handler could
+		// answer 504.
+		env.Fail(errors.New("WRITE_TIMEOUT must be longer than REQUEST_TIMEOUT"))
+	}
 	return c
 }
 
@@ -195,6 +255,22 @@ func (e *Env) Int(key string, def int, valid func(int) bool, want string) int {
 		return def
 	}
 	return n
+}
+
+// Duration returns the variable as a Go duration (time.ParseDuration: 10s,
+// 500ms, 2m; a bare 0 is zero), or def when it is unset. A negative value,
+// or one that is not a duration, records "KEY must be a duration".
+func (e *Env) Duration(key string, def time.Duration) time.Duration {
+	v, ok := e.Lookup(key)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		e.Fail(fmt.Errorf("%s must be a duration such as 10s or 500ms (0 for none)", key))
+		return def
+	}
+	return d
 }
 
 // Fail records a problem with the configuration. err should name the

@@ -1,12 +1,16 @@
 package service
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/limit"
@@ -53,6 +57,14 @@ type HandlerConfig struct {
 	// (otelhttp) named for its route, with the tenant's attributes
 	// (oteltenancy). Nil: no request is traced.
 	TracerProvider trace.TracerProvider
+	// RequestTimeout is the deadline of each request's context, tenant
+	// lookup included: database calls still waiting then fail, and the
+	// request answers 504 (problem.SlugTimeout). Zero: no deadline (the
+	// apps pass Config.RequestTimeout, whose default is 10s).
+	RequestTimeout time.Duration
+	// MaxBodyBytes is the largest request body read; a larger one answers
+	// 413 without being read. Default DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
 }
 
 // DefaultPublicPaths are served without a tenant: health, metrics and the
@@ -102,6 +114,7 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 		Logger:      cfg.Logger,
 		Metrics:     resolutionMetrics(cfg.Metrics),
 	})(h)
+	h = limitRequest(cfg.RequestTimeout, cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes), h)
 	h = recoverPanics(cfg.Logger, h)
 	done := accessLog(cfg.Logger, cfg.Identifier)
 	if cfg.TracerProvider != nil {
@@ -176,6 +189,47 @@ func accessLog(logger *slog.Logger, identifier func(*http.Request) string) func(
 		}
 		logger.LogAttrs(ctx, level, "request", attrs...)
 	}
+}
+
+// limitRequest puts the request timeout on the request's context and
+// refuses bodies over maxBody bytes (413): at once when Content-Length says
+// so, otherwise once maxBody+1 bytes were read.
+func limitRequest(timeout time.Duration, maxBody int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxBody {
+			problem.Write(w, tooLarge())
+			return
+		}
+		if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+			// Unknown length (chunked): read up to the limit first, since
+			// the API would answer a read error with a 500. It reads the
+			// whole body anyway.
+			b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+			_ = r.Body.Close()
+			if err != nil {
+				problem.Write(w, problem.Details{Type: "about:blank", Title: http.StatusText(http.StatusBadRequest),
+					Status: http.StatusBadRequest, Detail: "The request body could not be read."})
+				return
+			}
+			if int64(len(b)) > maxBody {
+				problem.Write(w, tooLarge())
+				return
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		}
+		if timeout > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// tooLarge is the answer to a body over the limit.
+func tooLarge() problem.Details {
+	return problem.Details{Type: "about:blank", Title: http.StatusText(http.StatusRequestEntityTooLarge),
+		Status: http.StatusRequestEntityTooLarge, Detail: "The request body is too large."}
 }
 
 // recoverPanics answers a panicking handler with a 500 problem instead of a
