@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if err != nil {
 				return postgres.SetupConfig{}, err
 			}
-			return setupConfig(cfg, c.DatabaseURL)
+			return cfg.SetupConfig(c.DatabaseURL)
 		},
 		Commands: []*cobra.Command{
 			serveCmd(ctx, config, stderr),
@@ -114,8 +114,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer b.close()
 	if cfg.MigrateOnStart {
-		if err := b.migrateAll(ctx); err != nil {
-			return b.needsOwner(fmt.Errorf("migrate: %w", err))
+		if err := service.MigrateAll(ctx, b.migrator, b.logger); err != nil {
+			return b.cfg.NeedsOwner(fmt.Errorf("migrate: %w", err))
 		}
 	}
 	if err := b.seed(ctx); err != nil {

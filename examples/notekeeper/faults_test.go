@@ -175,7 +175,7 @@ func setupFaults(t *testing.T, n int) *faultSetup {
 		t.Fatalf("open backend: %v", err)
 	}
 	defer b.close()
-	if err := b.migrateAll(t.Context()); err != nil {
+	if err := service.MigrateAll(t.Context(), b.migrator, b.logger); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	return &faultSetup{

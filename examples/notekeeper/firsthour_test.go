@@ -40,8 +40,8 @@ func TestDockerInitSQL(t *testing.T) {
 			t.Errorf("compose.yaml does not connect with %s", u)
 		}
 	}
-	cfg, err := setupConfig(Config{DatabaseURL: "postgres://notekeeper_app:notekeeper-app@postgres:5432/notekeeper",
-		MigrationDatabaseURL: "postgres://notekeeper_owner:notekeeper-owner@postgres:5432/notekeeper"}, "")
+	cfg, err := Config{DatabaseURL: "postgres://notekeeper_app:notekeeper-app@postgres:5432/notekeeper",
+		MigrationDatabaseURL: "postgres://notekeeper_owner:notekeeper-owner@postgres:5432/notekeeper"}.SetupConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}

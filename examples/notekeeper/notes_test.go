@@ -230,7 +230,7 @@ func openTestBackend(t *testing.T, cfg Config) *backend {
 		t.Fatalf("open backend: %v", err)
 	}
 	t.Cleanup(b.close)
-	if err := b.migrateAll(t.Context()); err != nil {
+	if err := service.MigrateAll(t.Context(), b.migrator, b.logger); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	if err := b.seed(t.Context()); err != nil {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -32,8 +31,6 @@ import (
 	"github.com/go-tenancy/tenancy/store/memstore"
 	"github.com/go-tenancy/tenancy/store/pgstore"
 	"github.com/go-tenancy/tenancy/store/sqlitestore"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/riverqueue/river"
@@ -124,8 +121,7 @@ type backend struct {
 	migrateQueue func(context.Context) error
 
 	readOnly   bool
-	seeded     func(context.Context) (bool, error)
-	markSeeded func(context.Context) error
+	seedMarker service.SeedMarker
 	closers    []func()
 }
 
@@ -204,22 +200,22 @@ func openBackend(ctx context.Context, cfg Config, opts backendOptions) (_ *backe
 		return nil, errors.New("the tenant store keeps no secrets")
 	}
 	b.secrets = secrets
-	b.tenants = storecache.New(store, storecache.Config{TTL: ttl, Redis: redisOrNil(rdb), Prefix: cfg.RedisPrefix, Logger: b.logger, Metrics: opts.Metrics})
+	b.tenants = storecache.New(store, storecache.Config{TTL: ttl, Redis: service.RedisOrNil(rdb), Prefix: cfg.RedisPrefix, Logger: b.logger, Metrics: opts.Metrics})
 	b.closers = append(b.closers, func() { _ = b.tenants.Close() })
 
-	if b.appCache, err = cache.New(cache.Config{Redis: redisOrNil(rdb), Prefix: cfg.RedisPrefix + "app", TTL: cfg.CacheTTL, Logger: b.logger}); err != nil {
+	if b.appCache, err = cache.New(cache.Config{Redis: service.RedisOrNil(rdb), Prefix: cfg.RedisPrefix + "app", TTL: cfg.CacheTTL, Logger: b.logger}); err != nil {
 		return nil, err
 	}
 	if cfg.RateLimitPerMinute > 0 {
 		b.limiter = limit.New(limit.Config{
 			Default: limit.Rate{Limit: cfg.RateLimitPerMinute, Period: time.Minute},
-			Redis:   redisOrNil(rdb), Prefix: cfg.RedisPrefix + "ratelimit:", Logger: b.logger, Metrics: opts.Metrics,
+			Redis:   service.RedisOrNil(rdb), Prefix: cfg.RedisPrefix + "ratelimit:", Logger: b.logger, Metrics: opts.Metrics,
 		})
 	}
 	if cfg.AuthRatePerMinute > 0 {
 		b.authLimit = limit.New(limit.Config{
 			Default: limit.Rate{Limit: cfg.AuthRatePerMinute, Period: time.Minute},
-			Redis:   redisOrNil(rdb), Prefix: cfg.RedisPrefix + "authlimit:", Logger: b.logger,
+			Redis:   service.RedisOrNil(rdb), Prefix: cfg.RedisPrefix + "authlimit:", Logger: b.logger,
 		})
 	}
 	if b.auth, err = credential.New(credential.Config{Tenants: b.tenants, Secrets: secrets, Logger: b.logger}); err != nil {
@@ -316,14 +312,6 @@ func (b *backend) openTokens() error {
 	return err
 }
 
-// redisOrNil keeps a nil *redis.Client from becoming a non-nil interface.
-func redisOrNil(c *redis.Client) redis.UniversalClient {
-	if c == nil {
-		return nil
-	}
-	return c
-}
-
 // hybridConfig routes enterprise tenants to their own schema and every
 // other tier to the shared tables under row-level security.
 func hybridConfig(rls, schema isolation.Provider) isolation.HybridConfig {
@@ -341,12 +329,12 @@ func hybridConfig(rls, schema isolation.Provider) isolation.HybridConfig {
 // requests' on DATABASE_URL, migrations' and provisioning's on
 // MIGRATION_DATABASE_URL.
 func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Provider, migrate.Journal, error) {
-	appPool, err := openPool(ctx, "DATABASE_URL", b.cfg.DatabaseURL, 4)
+	appPool, err := b.cfg.OpenAppPool(ctx, 4)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	b.closers = append(b.closers, appPool.Close)
-	migPool, err := openPool(ctx, "MIGRATION_DATABASE_URL", b.cfg.MigrationDatabaseURL, 6)
+	migPool, err := b.cfg.OpenMigrationPool(ctx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -370,7 +358,7 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 		return nil, nil, nil, fmt.Errorf("isolation on MIGRATION_DATABASE_URL: %w", err)
 	}
 	if !b.readOnly {
-		if err := grantTenantRole(ctx, appPool, migPool, role); err != nil {
+		if err := service.GrantTenantRole(ctx, appPool, migPool, role); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -396,7 +384,7 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 		if store, err = pgstore.New(ctx, migPool, pgstore.Config{Logger: b.logger}); err != nil {
 			return nil, nil, nil, err
 		}
-		b.seeded, b.markSeeded = postgresSeedMarker(migPool)
+		b.seedMarker = b.cfg.PostgresSeedMarker(migPool)
 	}
 	appUser := appPool.Config().ConnConfig.User
 	b.migrateQueue = func(ctx context.Context) error {
@@ -420,61 +408,6 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 	}
 	b.appPool = appPool
 	return store, admin, journal, nil
-}
-
-// openPool opens and pings a pool of at least minConns connections.
-// Errors name the variable, never the URL (it may hold a password).
-func openPool(ctx context.Context, name, url string, minConns int32) (*pgxpool.Pool, error) {
-	pc, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("%s is not a valid PostgreSQL URL", name)
-	}
-	if pc.MaxConns < minConns {
-		pc.MaxConns = minConns
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", name, err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := pool.Ping(pctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connect %s: %w", name, err)
-	}
-	return pool, nil
-}
-
-// grantTenantRole makes the application's user a member of the tenant
-// role, which it must be to switch to it.
-func grantTenantRole(ctx context.Context, appPool, migPool *pgxpool.Pool, role string) error {
-	var user string
-	var member bool
-	err := appPool.QueryRow(ctx, "SELECT current_user, pg_has_role(current_user, $1, 'MEMBER')", role).Scan(&user, &member)
-	if err != nil {
-		return fmt.Errorf("inspect the DATABASE_URL user: %w", err)
-	}
-	if member {
-		return nil
-	}
-	return execRetry(ctx, migPool, "GRANT "+pgx.Identifier{role}.Sanitize()+" TO "+pgx.Identifier{user}.Sanitize())
-}
-
-// execRetry runs a GRANT on the migration connection, retrying the race of
-// instances starting together ("tuple concurrently updated").
-func execRetry(ctx context.Context, migPool *pgxpool.Pool, sql string) error {
-	for attempt := 1; ; attempt++ {
-		_, err := migPool.Exec(ctx, sql)
-		if err == nil {
-			return nil
-		}
-		var pgErr *pgconn.PgError
-		if attempt < 5 && errors.As(err, &pgErr) && (pgErr.Code == "XX000" || pgErr.Code == "40001") {
-			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
-			continue
-		}
-		return fmt.Errorf("%s (as the MIGRATION_DATABASE_URL user): %w", sql, err)
-	}
 }
 
 // openSQLite opens the embedded storage under DATA_DIR: a file per tenant,
@@ -503,7 +436,7 @@ func (b *backend) openSQLite(ctx context.Context) (tenancy.Store, isolation.Prov
 		}
 		b.closers = append(b.closers, func() { _ = s.Close() })
 		store = s
-		b.seeded, b.markSeeded = fileSeedMarker(filepath.Join(b.cfg.DataDir, seedMarkerFile))
+		b.seedMarker = service.FileSeedMarker(filepath.Join(b.cfg.DataDir, seedMarkerFile))
 	}
 	queueDB, err := provider.Open(filepath.Join(b.cfg.DataDir, queueFile))
 	if err != nil {
@@ -604,28 +537,6 @@ func (b *backend) close() {
 	b.closers = nil
 }
 
-// migrateAll brings the queue and every target up to date. A tenant whose
-// migration fails is logged and left out (it is retried at the next
-// start); shared tables that fail to migrate stop the start.
-func (b *backend) migrateAll(ctx context.Context) error {
-	report, err := b.migrator.Up(ctx, migrate.Options{})
-	if err != nil && !errors.Is(err, migrate.ErrFailed) {
-		return err
-	}
-	if report == nil {
-		return err
-	}
-	for _, r := range report.Failed() {
-		if r.TenantID == "" {
-			return err
-		}
-		b.logger.ErrorContext(ctx, "tenant migration failed", slog.String("tenant_id", r.TenantID), slog.String("error", r.Error))
-	}
-	b.logger.InfoContext(ctx, "migrations done", slog.Int("targets", len(report.Results)),
-		slog.Int("migrated", report.Count(migrate.StatusMigrated)), slog.Int("failed", report.Count(migrate.StatusFailed)))
-	return nil
-}
-
 // seed provisions the demo tenants, each with the secret "demo", when
 // SEED_DEMO is on and the tenant store has not recorded doing so before:
 // a demo tenant purged later stays gone.
@@ -633,45 +544,9 @@ func (b *backend) seed(ctx context.Context) error {
 	if !b.cfg.SeedDemo {
 		return nil
 	}
-	if b.seeded != nil {
-		done, err := b.seeded(ctx)
-		if err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-		if done {
-			return nil
-		}
-	}
-	for _, s := range seedTenants {
-		t, err := b.tenants.Get(ctx, s.ID)
-		switch {
-		case errors.Is(err, tenancy.ErrTenantNotFound):
-			t, err = b.lifecycle.Provision(ctx, &s)
-			if errors.Is(err, tenancy.ErrDuplicate) {
-				b.logger.WarnContext(ctx, "seed tenant not created: already taken", slog.String("tenant", s.Identifier))
-				continue
-			}
-		case err != nil:
-		case t.Status == tenancy.StatusFailed || t.Status == tenancy.StatusProvisioning:
-			t, err = b.lifecycle.Retry(ctx, t.ID)
-		}
-		if err != nil {
-			return fmt.Errorf("seed %s: %w", s.Identifier, err)
-		}
-		if err := b.seedSecret(ctx, t); err != nil {
-			return fmt.Errorf("seed %s: %w", s.Identifier, err)
-		}
-		b.logger.InfoContext(ctx, "seed tenant ready", slog.String("tenant", s.Identifier), slog.String("tier", s.Tier))
-	}
-	if b.markSeeded != nil {
-		return b.markSeeded(ctx)
-	}
-	return nil
-}
-
-// seedSecret gives t the demo secret, unless it has one already.
-func (b *backend) seedSecret(ctx context.Context, t *tenancy.Tenant) error {
-	return putDemoSecret(ctx, b.secrets, t)
+	return b.seedMarker.Seed(ctx, seedTenants, b.tenants, b.lifecycle, b.logger, func(ctx context.Context, t *tenancy.Tenant, _ bool) error {
+		return putDemoSecret(ctx, b.secrets, t)
+	})
 }
 
 // putDemoSecret stores the hash of the demo secret for t, unless t has
@@ -685,44 +560,4 @@ func putDemoSecret(ctx context.Context, secrets credential.Store, t *tenancy.Ten
 	s := credential.Secret{ID: demoSecretID, TenantID: t.ID, Hash: credential.Hash(namedSecret(demoSecret), credential.DefaultParams), CreatedAt: time.Now().UTC()}
 	// No other secret is valid beyond the end of time: none changes.
 	return secrets.PutSecret(ctx, s, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC))
-}
-
-// postgresSeedMarker keeps the seed record in a table of its own.
-func postgresSeedMarker(pool *pgxpool.Pool) (func(context.Context) (bool, error), func(context.Context) error) {
-	seeded := func(ctx context.Context) (bool, error) {
-		var ok bool
-		err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM projectr_demo_seed)").Scan(&ok)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("read the demo seed record: %w", err)
-		}
-		return ok, nil
-	}
-	mark := func(ctx context.Context) error {
-		_, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS projectr_demo_seed (seeded_at timestamptz NOT NULL DEFAULT now());
-INSERT INTO projectr_demo_seed DEFAULT VALUES`)
-		if err != nil {
-			return fmt.Errorf("record the demo seed: %w", err)
-		}
-		return nil
-	}
-	return seeded, mark
-}
-
-// fileSeedMarker keeps the seed record in a file.
-func fileSeedMarker(path string) (func(context.Context) (bool, error), func(context.Context) error) {
-	seeded := func(context.Context) (bool, error) {
-		_, err := os.Stat(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
-		return err == nil, err
-	}
-	mark := func(context.Context) error {
-		return os.WriteFile(path, []byte("The demo tenants were seeded; delete this file to seed them again.\n"), 0o644)
-	}
-	return seeded, mark
 }

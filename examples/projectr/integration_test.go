@@ -91,7 +91,7 @@ func openTest(t *testing.T, cfg Config, opts backendOptions) *backend {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.close)
-	if err := b.migrateAll(ctx); err != nil {
+	if err := service.MigrateAll(ctx, b.migrator, b.logger); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.seed(ctx); err != nil {

@@ -115,7 +115,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opts backendOpt
 	}
 	defer b.close()
 	if cfg.MigrateOnStart {
-		if err := b.migrateAll(ctx); err != nil {
+		if err := service.MigrateAll(ctx, b.migrator, b.logger); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}
