@@ -47,11 +47,12 @@ const (
 	setTenantPath = "SELECT pg_catalog.set_config('" + postgres.TenantSetting + "', $1, true), pg_catalog.set_config('role', $2, true), pg_catalog.set_config('search_path', $3, true)"
 )
 
-// Tenants and rows per tenant of the scratch database.
-const tenants, rowsPer = 100, 100
+// rowsPer is the rows per tenant of the scratch database.
+const rowsPer = 100
 
 type config struct {
 	dsn     string
+	tenants int
 	n, reps int
 	only    string
 	perfDir string
@@ -60,6 +61,7 @@ type config struct {
 func main() {
 	var c config
 	flag.StringVar(&c.dsn, "dsn", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL URL of a role that may create databases and roles")
+	flag.IntVar(&c.tenants, "tenants", 100, "tenants, each with its rows in the shared tables and two schemas (sealed and not)")
 	flag.IntVar(&c.n, "n", 8000, "measured requests per variant and repetition")
 	flag.IntVar(&c.reps, "reps", 3, "repetitions, each running every variant once")
 	flag.StringVar(&c.only, "only", "", "run only the variants whose name contains this")
@@ -123,8 +125,8 @@ func variants() []variant {
 }
 
 func run(ctx context.Context, c config, out io.Writer) (err error) {
-	if c.n < 1 || c.reps < 1 {
-		return errors.New("-n and -reps must be at least 1")
+	if c.n < 1 || c.reps < 1 || c.tenants < 1 || c.tenants > 9999 {
+		return errors.New("-n and -reps must be at least 1, -tenants 1 to 9999")
 	}
 	admin, err := pgx.Connect(ctx, c.dsn)
 	if err != nil {
@@ -144,7 +146,7 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 		}
 		err = errors.Join(err, derr)
 	}()
-	ids, err := seed(ctx, c.dsn, db, user)
+	ids, err := seed(ctx, c.dsn, db, user, c.tenants)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
@@ -184,7 +186,7 @@ func fmtRuns(r []float64) string {
 // seed creates the tables every variant reads, as the DSN's role, and the
 // login role the variants connect as. It returns tenant i's row IDs at
 // ids[i].
-func seed(ctx context.Context, dsn, db, user string) ([][]string, error) {
+func seed(ctx context.Context, dsn, db, user string, tenants int) ([][]string, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
@@ -284,6 +286,7 @@ func measure(ctx context.Context, c config, db, user string, v variant, ids [][]
 	defer conn.Close(context.WithoutCancel(ctx))
 	pc := conn.PgConn()
 	prepared := map[string]bool{}
+	tenants := len(ids)
 	request := func(it int) error {
 		i := it % tenants
 		id := ids[i][(it/tenants)%rowsPer]

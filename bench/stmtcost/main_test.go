@@ -17,7 +17,7 @@ func TestRun(t *testing.T) {
 	t.Parallel()
 	testenv.Admin(t) // skips, or fails under CI=true, without PostgreSQL
 	var out bytes.Buffer
-	if err := run(context.Background(), config{dsn: testenv.DatabaseURL(), n: 20, reps: 1}, &out); err != nil {
+	if err := run(context.Background(), config{dsn: testenv.DatabaseURL(), tenants: 5, n: 20, reps: 1}, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	for _, v := range variants() {
@@ -29,7 +29,7 @@ func TestRun(t *testing.T) {
 
 func TestRunRefusesBadCounts(t *testing.T) {
 	t.Parallel()
-	if err := run(context.Background(), config{n: 0, reps: 1}, &bytes.Buffer{}); err == nil {
+	if err := run(context.Background(), config{tenants: 5, n: 0, reps: 1}, &bytes.Buffer{}); err == nil {
 		t.Fatal("n = 0 accepted")
 	}
 }
