@@ -13,7 +13,11 @@
 // each with its own pool of the same size, and drives them in turn with C
 // concurrent clients: one scenario (read a note by ID, list 20 notes, create
 // a note) and mode at a time, in rounds that rotate the order of the modes,
-// so that drift of this shared machine hits every mode alike. Every response
+// so that drift of this shared machine hits every mode alike. The example
+// apps' scenarios (invoice: Invoicer's invoice with its line items on a
+// subdomain, a schema per tenant; project: Projectr's project with a JWT,
+// hybrid isolation and GORM) run on their own modes only, each beside the
+// same request without tenancy, which is their baseline. Every response
 // is checked (status, note ID, and tenant_id against the tenant asked for):
 // a fast wrong answer is an error, not speed. It prints a table per scenario
 // (requests/s, p50, p99, errors, server CPU and PostgreSQL CPU per request,

@@ -122,6 +122,9 @@ func (d *driver) run(ctx context.Context, s *server, scenario string, dur time.D
 
 // do sends one request of scenario for tenant i and checks the answer.
 func (d *driver) do(ctx context.Context, s *server, scenario string, i int, rng *rand.Rand, buf *bytes.Buffer, listCount int) error {
+	if _, ok := appScenarios[scenario]; ok {
+		return d.doApp(ctx, s, scenario, i, rng, buf)
+	}
 	tenantID := fixture.ID(i)
 	switch scenario {
 	case scenarioRead:
@@ -186,6 +189,16 @@ func (d *driver) call(ctx context.Context, s *server, method, path, tenant strin
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	return d.send(req, want, buf, out)
+}
+
+// send sends req and decodes a JSON answer into out when the status is
+// want.
+func (d *driver) send(req *http.Request, want int, buf *bytes.Buffer, out any) error {
+	method, path, tenant := req.Method, req.URL.Path, req.Header.Get(fixture.Header)
+	if tenant == "" {
+		tenant = req.Host
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {

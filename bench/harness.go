@@ -24,7 +24,8 @@ import (
 
 // Modes the server serves, in table order. schema-<n> (schema mode with
 // Config.SchemaTenants tenants) is added after them.
-var allModes = []string{"baseline", "tx", "rls", "schema", "hybrid", "sqlite", "pgx", "gorm-plain", "gorm", "gorm-tx"}
+var allModes = []string{"baseline", "tx", "rls", "schema", "hybrid", "sqlite", "pgx", "gorm-plain", "gorm", "gorm-tx",
+	"invoicer-base", "invoicer", "projectr-base", "projectr-nojwt", "projectr"}
 
 // delayModes are the default modes of a run with a delay: those that talk
 // to PostgreSQL over the (proxied) network.
@@ -39,7 +40,7 @@ const (
 
 // allScenarios are the scenarios in the order they run: creates last, so
 // that reads and lists see the seeded rows only.
-var allScenarios = []string{scenarioRead, scenarioList, scenarioCreate}
+var allScenarios = []string{scenarioRead, scenarioList, scenarioCreate, scenarioInvoice, scenarioProject}
 
 // Config is one run of the harness. Zero fields take defaultConfig's values
 // only through the flags; run uses them as given.
@@ -61,7 +62,8 @@ type Config struct {
 	Warmup time.Duration
 	// Modes to run; nil means all, or delayModes with a Delay.
 	Modes []string
-	// Scenarios is a comma-separated list. Default "read,list,create".
+	// Scenarios is a comma-separated list; those no chosen mode serves are
+	// left out. Default all: "read,list,create,invoice,project".
 	Scenarios string
 	// Delay is added each way between the servers and PostgreSQL. Default 0.
 	Delay time.Duration
@@ -184,6 +186,12 @@ func run(ctx context.Context, cfg Config) (err error) {
 	scenarios, err := cfg.scenarios()
 	if err != nil {
 		return err
+	}
+	scenarios = slices.DeleteFunc(scenarios, func(sc string) bool {
+		return !slices.ContainsFunc(modes, func(m string) bool { return serves(m, sc) })
+	})
+	if len(scenarios) == 0 {
+		return errors.New("no chosen mode serves any chosen scenario")
 	}
 	base, err := url.Parse(cfg.DSN)
 	if err != nil || (base.Scheme != "postgres" && base.Scheme != "postgresql") {
@@ -313,7 +321,11 @@ func run(ctx context.Context, cfg Config) (err error) {
 	// fails the run before anything is timed.
 	var failures []string
 	for _, s := range servers {
-		if err := d.probe(ctx, s); err != nil {
+		probe := d.probe
+		if sc := scenarioOf(s.name); sc != "" {
+			probe = func(ctx context.Context, s *server) error { return d.probeApp(ctx, s, sc) }
+		}
+		if err := probe(ctx, s); err != nil {
 			failures = append(failures, fmt.Sprintf("%s: %v", s.name, err))
 		}
 	}
@@ -327,14 +339,15 @@ func run(ctx context.Context, cfg Config) (err error) {
 	// always runs first or right after a heavy one.
 	res := newResults(cfg, m, modes, scenarios)
 	for si, sc := range scenarios {
+		serving := slices.DeleteFunc(slices.Clone(servers), func(s *server) bool { return !serves(s.name, sc) })
 		if cfg.Warmup > 0 {
-			for _, s := range servers {
+			for _, s := range serving {
 				d.run(ctx, s, sc, cfg.Warmup)
 			}
 		}
 		for round := range cfg.Rounds {
-			k := (si + round) % len(servers)
-			order := append(slices.Clone(servers[k:]), servers[:k]...)
+			k := (si + round) % len(serving)
+			order := append(slices.Clone(serving[k:]), serving[:k]...)
 			for _, s := range order {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -384,6 +397,9 @@ func profile(ctx context.Context, d *driver, servers []*server, cfg Config, scen
 	s := servers[i]
 	secs := max(1, int(cfg.Duration.Round(time.Second)/time.Second))
 	for _, sc := range scenarios {
+		if !serves(s.name, sc) {
+			continue
+		}
 		path := filepath.Join(cfg.ProfileDir, s.name+"-"+sc+".pprof")
 		errc := make(chan error, 1)
 		go func() { errc <- s.cpuProfile(ctx, secs, path) }()

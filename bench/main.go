@@ -26,7 +26,7 @@ func main() {
 	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds; each rotates the order of the modes")
 	flag.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured load per mode before the rounds of each scenario")
 	flag.StringVar(&modes, "modes", "", "comma-separated modes (default: all; with -delay, those that talk to PostgreSQL): "+strings.Join(allModes, ","))
-	flag.StringVar(&cfg.Scenarios, "scenarios", cfg.Scenarios, "comma-separated scenarios: read, list, create")
+	flag.StringVar(&cfg.Scenarios, "scenarios", cfg.Scenarios, "comma-separated scenarios: read, list, create (the notes modes), invoice (invoicer modes), project (projectr modes); those no chosen mode serves are skipped")
 	flag.DurationVar(&cfg.Delay, "delay", 0, "latency added each way between servers and PostgreSQL by a loopback proxy (0: direct)")
 	flag.IntVar(&cfg.SchemaTenants, "schema-tenants", cfg.SchemaTenants, "also run schema mode with this many tenant schemas, as mode schema-<n> (0: off)")
 	flag.StringVar(&cfg.AppUser, "app-user", cfg.AppUser, "login role the servers connect as, without a password; created when missing (empty: the DSN's user)")

@@ -148,7 +148,7 @@ func (r *results) rows(scenario string) []Row {
 			row.PostgresCPU = &v
 		}
 		out = append(out, row)
-		if mode == "baseline" {
+		if mode == baselineOf(scenario) {
 			base = &out[len(out)-1]
 		}
 	}
@@ -163,9 +163,11 @@ func (r *results) rows(scenario string) []Row {
 }
 
 var scenarioTitles = map[string]string{
-	scenarioRead:   "read: GET /notes/{id}",
-	scenarioList:   "list: GET /notes?limit=20",
-	scenarioCreate: "create: POST /notes",
+	scenarioRead:    "read: GET /notes/{id}",
+	scenarioList:    "list: GET /notes?limit=20",
+	scenarioCreate:  "create: POST /notes",
+	scenarioInvoice: "invoice (Invoicer): GET /invoices/{id} on the tenant's subdomain",
+	scenarioProject: "project (Projectr): GET /projects/{id} with a bearer token",
 }
 
 func (r *results) print(w io.Writer) {

@@ -31,6 +31,12 @@ func dataSchema(mode string) string {
 		return "m_" + mode
 	case "gorm-plain":
 		return "m_gorm_plain"
+	case "invoicer-base":
+		return "m_invoicer_plain"
+	case "projectr":
+		return "m_projectr"
+	case "projectr-base", "projectr-nojwt":
+		return "m_projectr_plain"
 	}
 	return ""
 }
@@ -44,6 +50,10 @@ func schemaPrefix(cfg Config, mode string) string {
 		return "hyb_"
 	case "gorm-tx":
 		return "gtx_"
+	case "invoicer":
+		return "inv_"
+	case "projectr":
+		return "prj_"
 	case cfg.schemaMode():
 		return "big_"
 	}
@@ -70,6 +80,8 @@ type seedNeed struct {
 	schemas []schemaSet
 	// sqlite asks for a file per tenant.
 	sqlite bool
+	// apps is what the example apps' modes read.
+	apps appNeed
 }
 
 func (n seedNeed) String() string {
@@ -86,6 +98,9 @@ func (n seedNeed) String() string {
 	if n.sqlite {
 		parts = append(parts, fmt.Sprintf("%d SQLite files", n.tenants))
 	}
+	if a := n.apps.String(); a != "" {
+		parts = append(parts, fmt.Sprintf("%d tenants in %s", n.tenants, a))
+	}
 	return strings.Join(parts, ", ")
 }
 
@@ -99,7 +114,7 @@ func (n seedNeed) maxTenants() int {
 }
 
 func seedNeeds(cfg Config, modes []string) seedNeed {
-	n := seedNeed{tenants: cfg.Tenants}
+	n := seedNeed{tenants: cfg.Tenants, apps: appNeeds(cfg, modes)}
 	for _, m := range modes {
 		switch m {
 		case "baseline", "gorm-plain":
@@ -130,6 +145,8 @@ type fixtureData struct {
 	// notes is N.
 	notes     int
 	sqliteDir string
+	// apps is the example apps' seed.
+	apps *appData
 }
 
 // noteBody pads every note to a realistic size.
@@ -224,6 +241,11 @@ func seed(ctx context.Context, pool *pgxpool.Pool, sqliteDir string, notes int, 
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("seed PostgreSQL: %w", err)
 	}
+	apps, err := seedApps(ctx, pool, need.apps, need.tenants, notes)
+	if err != nil {
+		return nil, err
+	}
+	data.apps = apps
 	if _, err := pool.Exec(ctx, "ANALYZE"); err != nil {
 		return nil, fmt.Errorf("analyze: %w", err)
 	}
@@ -316,6 +338,9 @@ END $$`,
 	}
 	for _, schema := range need.plain {
 		stmts = append(stmts, "GRANT USAGE ON SCHEMA "+schema+" TO "+user, "GRANT SELECT, INSERT ON "+schema+"."+fixture.PlainTable+" TO "+user)
+	}
+	for _, schema := range need.apps.plainSchemas() {
+		stmts = append(stmts, "GRANT USAGE ON SCHEMA "+schema+" TO "+user, "GRANT SELECT ON ALL TABLES IN SCHEMA "+schema+" TO "+user)
 	}
 	for _, s := range stmts {
 		var err error

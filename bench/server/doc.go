@@ -9,6 +9,15 @@
 //	hybrid    tenancy middleware, isolation.Hybrid: starters under RLS, enterprise tenants in schemas
 //	sqlite    tenancy middleware, isolation/sqlite: a file per tenant
 //
+// and the example apps' requests, each mode beside its no-tenancy baseline
+// (GET /invoices/{id} and GET /projects/{id} instead of the notes):
+//
+//	invoicer-base   the subdomain parsed by hand, raw pgx on shared tables, tenant_id in the query
+//	invoicer        resolve.Host, Invoicer's billing store (sqlc) in the tenant's sealed schema
+//	projectr-base   the same verified bearer token, plain GORM on a shared table, tenant_id in the query
+//	projectr-nojwt  as projectr-base with the tenant from X-Tenant-ID, no token
+//	projectr        resolve.JWT, hybrid isolation by tier, GORM through postgres.OpenDB
+//
 // The harness starts one process per mode, so that each mode's memory is its
 // own. On start the server prints one line, "listening http=ADDR debug=ADDR",
 // and serves net/http/pprof on the debug address.

@@ -104,6 +104,9 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 		http.Error(w, "note not found", http.StatusNotFound)
 	case errors.Is(err, errNoTenant):
 		http.Error(w, "no tenant named", http.StatusBadRequest)
+	case errors.Is(err, errUnauthenticated):
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		http.Error(w, "missing or bad bearer token", http.StatusUnauthorized)
 	case errors.Is(err, errUnknownTenant):
 		http.Error(w, "unknown tenant", http.StatusNotFound)
 	default:

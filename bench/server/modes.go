@@ -48,6 +48,15 @@ func open(ctx context.Context, o options, logger *slog.Logger) (*backend, error)
 		}
 		b.closers = append(b.closers, pool.Close)
 	}
+	if app := appModes[o.mode]; app != nil {
+		h, err := app(ctx, o, pool, logger, b)
+		if err != nil {
+			b.close()
+			return nil, err
+		}
+		b.handler = h
+		return b, nil
+	}
 	if o.mode == "baseline" {
 		ids := make(map[string]string, o.tenants)
 		for i := range o.tenants {
