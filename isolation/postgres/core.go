@@ -194,6 +194,12 @@ func openServers(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (map[stri
 		if name == "" || p == nil {
 			return nil, fmt.Errorf("tenancy: placement %q needs a name and a pool", name)
 		}
+		if serverName(name) == "" {
+			if p != pool {
+				return nil, fmt.Errorf("tenancy: placement %q is the default server's name; give it the provider's own pool or another name", name)
+			}
+			continue
+		}
 		byPlacement[name] = p
 	}
 	out := make(map[string]*server, len(byPlacement))
@@ -255,7 +261,7 @@ func behindPooler(ctx context.Context, p *pgxpool.Pool) (bool, error) {
 
 // serverFor returns the server t is placed on.
 func serverFor(servers map[string]*server, t *tenancy.Tenant) (*server, error) {
-	s, ok := servers[t.Placement]
+	s, ok := servers[serverName(t.Placement)]
 	if !ok {
 		return nil, fmt.Errorf("tenant %s placement %q: %w", t.ID, t.Placement, isolation.ErrUnknownPlacement)
 	}

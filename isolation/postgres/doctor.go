@@ -56,6 +56,7 @@ const (
 	FindingSchemaNotSealed    = "schema-not-sealed"
 	FindingSchemaBoundary     = "schema-boundary-mismatch"
 	FindingSchemaGrant        = "schema-grant"
+	FindingPlacementUnknown   = "placement-unknown"
 )
 
 // Finding is one isolation problem found in a live database.
@@ -66,9 +67,17 @@ type Finding struct {
 	Object string `json:"object"`
 	// Message says what is wrong and why it matters.
 	Message string `json:"message"`
+	// Server names the server the finding is on, in a report over several
+	// (DoctorServers); empty in a report of one.
+	Server string `json:"server,omitempty"`
 }
 
-func (f Finding) String() string { return f.Code + " " + f.Object + ": " + f.Message }
+func (f Finding) String() string {
+	if f.Server != "" {
+		return f.Code + " " + f.Server + ":" + f.Object + ": " + f.Message
+	}
+	return f.Code + " " + f.Object + ": " + f.Message
+}
 
 // Report is what the doctor found.
 type Report struct {
