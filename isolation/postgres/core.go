@@ -151,6 +151,9 @@ func (c *core) begin(ctx context.Context, t *tenancy.Tenant, opts pgx.TxOptions)
 		return nil, err
 	}
 	beginSQL, err := loc.scope.beginSQL(opts)
+	if c.cfg.Citus {
+		beginSQL, err = loc.scope.citusBeginSQL(opts)
+	}
 	if err != nil {
 		loc.done()
 		return nil, err
@@ -207,6 +210,11 @@ func openServers(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (map[stri
 		if err := EnsureRole(ctx, p, cfg.Role); err != nil {
 			return nil, err
 		}
+		if cfg.Citus {
+			if err := ensureLogin(ctx, p, cfg.Role); err != nil {
+				return nil, err
+			}
+		}
 		path, err := defaultPath(ctx, p)
 		if err != nil {
 			return nil, err
@@ -217,7 +225,7 @@ func openServers(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (map[stri
 					"placement", name)
 			}
 		}
-		out[name] = &server{pool: p, exec: &executor{named: cfg.Pooler.named(), capacity: cfg.StatementCacheCapacity}, path: path}
+		out[name] = &server{pool: p, exec: newExecutor(cfg), path: path}
 	}
 	return out, nil
 }

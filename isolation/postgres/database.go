@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,6 +57,9 @@ var _ isolation.Provider = (*Database)(nil)
 // NewDatabase returns a database-per-tenant provider. admin's user must be
 // allowed to create databases (CREATEDB) for Initialize.
 func NewDatabase(ctx context.Context, admin *pgxpool.Pool, cfg DatabaseConfig) (*Database, error) {
+	if cfg.Citus {
+		return nil, errors.New("tenancy: Citus mode is for RLS and Schema, not a database per tenant")
+	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = isolation.DefaultPrefix
 	}
@@ -150,7 +154,7 @@ func (p *Database) openPool(admin *pgxpool.Pool, name string) (*tenantPool, erro
 	if err != nil {
 		return nil, fmt.Errorf("open pool for database %s: %w", name, err)
 	}
-	return &tenantPool{pool: pool, exec: &executor{named: p.cfg.Pooler.named(), capacity: p.cfg.StatementCacheCapacity}}, nil
+	return &tenantPool{pool: pool, exec: newExecutor(&p.cfg)}, nil
 }
 
 // Role returns the tenant role.

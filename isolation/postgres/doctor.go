@@ -57,6 +57,7 @@ const (
 	FindingSchemaBoundary     = "schema-boundary-mismatch"
 	FindingSchemaGrant        = "schema-grant"
 	FindingPlacementUnknown   = "placement-unknown"
+	FindingShardPolicy        = "citus-shard-policy"
 )
 
 // Finding is one isolation problem found in a live database.
@@ -124,6 +125,7 @@ func Doctor(ctx context.Context, db execerQuery, cfg DoctorConfig) (*Report, err
 	checks := []func(context.Context) error{
 		d.checkRole, d.checkTables, d.checkPolicies, d.checkPolicyFunctions, d.checkViews,
 		d.checkSecurityDefiners, d.checkForeignKeys, d.checkGrants, d.checkSchemas, d.checkAppRole,
+		d.checkCitusShards,
 	}
 	for _, check := range checks {
 		if err := check(ctx); err != nil {
@@ -316,7 +318,7 @@ func canonicalTenantPredicate(col string) *regexp.Regexp {
 	return regexp.MustCompile(`^\(` + c + ` = (NULLIF\(current_setting\('app\.tenant_id'::text, true\), ''::text\)|\(NULLIF\(current_setting\('app\.tenant_id'::text, true\), ''::text\)\)::(uuid|bigint|integer))\)$`)
 }
 
-var boundaryPredicate = regexp.MustCompile(`^\(\( SELECT current_setting\('app\.tenant_id'::text, true\) AS current_setting\) = '([A-Za-z0-9_-]+)'::text\)$`)
+var boundaryPredicate = regexp.MustCompile(`^\((?:\( SELECT current_setting\('app\.tenant_id'::text, true\) AS current_setting\)|current_setting\('app\.tenant_id'::text, true\)) = '([A-Za-z0-9_-]+)'::text\)$`)
 
 // boundaryTenant returns the tenant ID of a boundary predicate as pg_get_expr
 // prints it.

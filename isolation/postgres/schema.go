@@ -130,6 +130,9 @@ func (p *Schema) Initialize(ctx context.Context, t *tenancy.Tenant) error {
 	if err := GrantSchema(ctx, pool, name, p.cfg.Role); err != nil {
 		return err
 	}
+	if p.cfg.Citus {
+		return SealSchemaCitus(ctx, pool, name, t.ID)
+	}
 	return SealSchema(ctx, pool, name, t.ID)
 }
 
