@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/internal/testenv"
@@ -613,5 +614,69 @@ func TestCanaryBadOptions(t *testing.T) {
 		if _, err := r.Up(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "rate must be from 0 to 1") {
 			t.Errorf("Up(%+v) = %v, want a clear error", opts, err)
 		}
+	}
+}
+
+// TestSessionReset migrates schema targets on borrowed pool connections
+// with migrations that change their session (a setting, a temporary
+// table, the role), and checks that the connection goes back to the pool
+// as it was: none of it, nor the target's search path, tenant or
+// asynchronous commits, reaches the next borrower.
+func TestSessionReset(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newPGEnv(t, 3)
+	pool := testenv.Pool(t, e.dsn, func(c *pgxpool.Config) { c.MaxConns = 1 })
+	p, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{})
+	must(t, err)
+	initAll(t, p, e.tenants)
+	var before string
+	must(t, pool.QueryRow(ctx, "SELECT current_setting('search_path')").Scan(&before))
+	fsys := fstest.MapFS{"001_leaky.sql": &fstest.MapFile{Data: []byte(`-- +goose Up
+CREATE TABLE notes (id int);
+SELECT set_config('app.leak', 'yes', false);
+CREATE TEMP TABLE leak (x int);
+SET ROLE ` + postgres.DefaultRole + `;
+RESET ROLE;
+SET SESSION statement_timeout = '1234';
+`)}}
+	journal, err := migrate.NewPostgresJournal(ctx, e.pool, "tenancy")
+	must(t, err)
+	report, err := runner(t, fsys, p, e.store, journal).Up(ctx, migrate.Options{})
+	must(t, err)
+	if report.Count(migrate.StatusMigrated) != 3 {
+		t.Fatalf("migrated %d of 3: %+v", report.Count(migrate.StatusMigrated), report.Results)
+	}
+	var path, leak, tenant, sync, timeout string
+	var temps int
+	must(t, pool.QueryRow(ctx, `SELECT current_setting('search_path'), coalesce(current_setting('app.leak', true), ''),
+	coalesce(current_setting('`+postgres.TenantSetting+`', true), ''), current_setting('synchronous_commit'), current_setting('statement_timeout'),
+	(SELECT count(*) FROM pg_class WHERE relpersistence = 't' AND relname = 'leak')`).Scan(&path, &leak, &tenant, &sync, &timeout, &temps))
+	if path != before || leak != "" || tenant != "" || sync != "on" || timeout == "1234ms" || temps != 0 {
+		t.Errorf("the pooled connection kept session state: search_path %q (was %q), app.leak %q, tenant %q, synchronous_commit %s, statement_timeout %s, %d temp tables",
+			path, before, leak, tenant, sync, timeout, temps)
+	}
+}
+
+// TestSmallSharedPool runs the journal's locks and the targets on one pool
+// with fewer connections than the run needs at once: the run slows down
+// but completes.
+func TestSmallSharedPool(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := newPGEnv(t, 4)
+	pool := testenv.Pool(t, e.dsn, func(c *pgxpool.Config) { c.MaxConns = 2 })
+	p, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{})
+	must(t, err)
+	initAll(t, p, e.tenants)
+	journal, err := migrate.NewPostgresJournal(ctx, pool, "tenancy")
+	must(t, err)
+	r, err := migrate.New(migrate.Config{Migrations: pgMigrations(2), Targets: p, Store: e.store, Journal: journal, Concurrency: 3})
+	must(t, err)
+	report, err := r.Up(ctx, migrate.Options{})
+	must(t, err)
+	if report.Count(migrate.StatusMigrated) != 4 {
+		t.Fatalf("migrated %d of 4", report.Count(migrate.StatusMigrated))
 	}
 }

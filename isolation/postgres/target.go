@@ -38,6 +38,21 @@ func (c *core) target(pool *pgxpool.Pool, key string, t *tenancy.Tenant, at targ
 		Tenant:  t,
 		Dialect: isolation.Postgres,
 		Open: func(context.Context) (*sql.DB, error) {
+			if at.database == "" {
+				// A target on the pool's own database runs on a borrowed
+				// connection, reset when the DB is closed. Its commits are
+				// asynchronous (no WAL flush each); Finish ends with one
+				// synchronous commit, which flushes them all before the
+				// runner records the outcome.
+				settings := [][2]string{{"synchronous_commit", "off"}}
+				if at.schema != "" {
+					settings = append(settings, [2]string{"search_path", pgx.Identifier{at.schema}.Sanitize()})
+				}
+				if t != nil {
+					settings = append(settings, [2]string{TenantSetting, t.ID})
+				}
+				return openSession(pool, settings), nil
+			}
 			cc := pool.Config().ConnConfig.Copy()
 			if at.database != "" {
 				cc.Database = at.database
@@ -72,7 +87,12 @@ func (c *core) target(pool *pgxpool.Pool, key string, t *tenancy.Tenant, at targ
 				}
 			}
 			if at.schema != "" && t != nil {
-				return SealSchema(ctx, sqlExecer{db}, at.schema, t.ID)
+				if err := SealSchema(ctx, sqlExecer{db}, at.schema, t.ID); err != nil {
+					return err
+				}
+			}
+			if at.database == "" {
+				return flushCommits(ctx, db)
 			}
 			return nil
 		},
