@@ -96,21 +96,3 @@ func (c *sessionConn) Close() error {
 	}
 	return c.Conn.Close()
 }
-
-// flushCommits commits a transaction that writes a commit record, with
-// synchronous_commit on: waiting for it flushes the WAL up to it, so every
-// earlier asynchronous commit of the session is durable once it returns.
-func flushCommits(ctx context.Context, db *sql.DB) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("tenancy: flush migration commits: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, "SELECT pg_catalog.set_config('synchronous_commit', 'on', true), pg_catalog.pg_current_xact_id()"); err != nil {
-		return fmt.Errorf("tenancy: flush migration commits: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("tenancy: flush migration commits: %w", err)
-	}
-	return nil
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/isolation"
@@ -41,8 +42,8 @@ func (c *core) target(pool *pgxpool.Pool, key string, t *tenancy.Tenant, at targ
 			if at.database == "" {
 				// A target on the pool's own database runs on a borrowed
 				// connection, reset when the DB is closed. Its commits are
-				// asynchronous (no WAL flush each); Finish ends with one
-				// synchronous commit, which flushes them all before the
+				// asynchronous (no WAL flush each); Finish commits
+				// synchronously, which flushes them all before the
 				// runner records the outcome.
 				settings := [][2]string{{"synchronous_commit", "off"}}
 				if at.schema != "" {
@@ -66,33 +67,33 @@ func (c *core) target(pool *pgxpool.Pool, key string, t *tenancy.Tenant, at targ
 			return stdlib.OpenDB(*cc), nil
 		},
 		Finish: func(ctx context.Context, db *sql.DB) error {
-			sql, err := grantSQL(grantIn, role)
+			// One round trip, one transaction: the grants; the version
+			// table closed again (the grant covers every table, the
+			// version table too, and tenant statements have no business
+			// there: it has no row-level security); in a tenant schema,
+			// every table sealed with its boundary policies; and a
+			// synchronous commit that flushes the session's asynchronous
+			// ones before the runner records the outcome.
+			grant, err := grantSQL(grantIn, role)
 			if err != nil {
 				return err
 			}
-			if err := execCatalog(ctx, sqlExecer{db}, sql); err != nil {
-				return fmt.Errorf("tenancy: grant tenant role %s on schema %s: %w", role, grantIn, err)
-			}
-			// The grant above covers every table, the migration version
-			// table too; tenant statements have no business there, and it
-			// has no row-level security.
 			version := pgx.Identifier{grantIn, isolation.VersionTable}.Sanitize()
-			var exists bool
-			if err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", version).Scan(&exists); err != nil {
-				return fmt.Errorf("tenancy: look up %s: %w", version, err)
-			}
-			if exists {
-				if _, err := db.ExecContext(ctx, "REVOKE ALL ON TABLE "+version+" FROM "+role); err != nil {
-					return fmt.Errorf("tenancy: revoke tenant role %s on %s: %w", role, version, err)
-				}
+			stmts := []string{
+				"SELECT pg_catalog.set_config('synchronous_commit', 'on', true)",
+				grant,
+				"DO $revoke$ BEGIN IF pg_catalog.to_regclass(" + quoteLiteral(version) + ") IS NOT NULL THEN REVOKE ALL ON TABLE " + version + " FROM " + role + "; END IF; END $revoke$",
 			}
 			if at.schema != "" && t != nil {
-				if err := SealSchema(ctx, sqlExecer{db}, at.schema, t.ID); err != nil {
+				seal, err := SealSchemaSQL(at.schema, t.ID)
+				if err != nil {
 					return err
 				}
+				stmts = append(stmts, seal)
 			}
-			if at.database == "" {
-				return flushCommits(ctx, db)
+			stmts = append(stmts, "SELECT pg_catalog.pg_current_xact_id()")
+			if err := execCatalog(ctx, sqlExecer{db}, strings.Join(stmts, ";\n")); err != nil {
+				return fmt.Errorf("tenancy: grant tenant role %s on schema %s and seal it: %w", role, grantIn, err)
 			}
 			return nil
 		},
