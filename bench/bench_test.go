@@ -344,7 +344,7 @@ func TestConfigModes(t *testing.T) {
 	if modes, err := cfg.modes(); err != nil || strings.Join(modes[len(allModes):], ",") != "schema-1000,schema-10000,schema-10000-uniform" {
 		t.Fatalf("fleet modes %v, %v", modes, err)
 	}
-	if fm, ok := cfg.fleetMode("schema-10000-uniform"); !ok || fm.tenants != 10000 || fm.active != 0 || fm.prefix() != "big10000_" {
+	if fm, ok := cfg.fleetMode("schema-10000-uniform"); !ok || fm.tenants != 10000 || fm.active != 0 || fm.prefix() != "f10000_" {
 		t.Fatalf("schema-10000-uniform: %+v", fm)
 	}
 	if fm, ok := cfg.fleetMode("schema-10000"); !ok || fm.active != 1000 {

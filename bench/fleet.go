@@ -52,7 +52,7 @@ func (c *Config) fleetMode(name string) (fleetMode, bool) {
 
 // prefix is the tenant-schema prefix of a fleet mode: one per size, shared
 // by its Zipf and uniform modes.
-func (m fleetMode) prefix() string { return "big" + strconv.Itoa(m.tenants) + "_" }
+func (m fleetMode) prefix() string { return "f" + strconv.Itoa(m.tenants) + "_" }
 
 // parseCounts parses a comma-separated list of tenant counts ("1000,10000";
 // "" or "0": none).
