@@ -503,6 +503,10 @@ func (r *Runner) migrate(ctx context.Context, t isolation.Target, dryRun, finish
 		res.Status = StatusMigrated
 	}
 	res.Duration = time.Since(start)
+	if current {
+		// The journal already records this outcome.
+		return res
+	}
 	if err := lease.Commit(ctx, Record{Target: t.Key, TenantID: res.TenantID, From: res.From, Version: res.To, Status: StatusOK, Duration: res.Duration}); err != nil {
 		lease = nil
 		return fail(fmt.Errorf("record result: %w", err))

@@ -81,8 +81,10 @@ func (c *core) target(pool *pgxpool.Pool, key string, t *tenancy.Tenant, at targ
 			version := pgx.Identifier{grantIn, isolation.VersionTable}.Sanitize()
 			stmts := []string{
 				"SELECT pg_catalog.set_config('synchronous_commit', 'on', true)",
-				grant,
-				"DO $revoke$ BEGIN IF pg_catalog.to_regclass(" + quoteLiteral(version) + ") IS NOT NULL THEN REVOKE ALL ON TABLE " + version + " FROM " + role + "; END IF; END $revoke$",
+				grantIfNeeded(grantIn, role, grant),
+				"DO $revoke$ BEGIN IF pg_catalog.to_regclass(" + quoteLiteral(version) + ") IS NOT NULL AND pg_catalog.has_table_privilege(" +
+					quoteLiteral(role) + ", " + quoteLiteral(version) + ", 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') THEN REVOKE ALL ON TABLE " +
+					version + " FROM " + role + "; END IF; END $revoke$",
 			}
 			if at.schema != "" && t != nil {
 				seal, err := SealSchemaSQL(at.schema, t.ID)
@@ -98,4 +100,29 @@ func (c *core) target(pool *pgxpool.Pool, key string, t *tenancy.Tenant, at targ
 			return nil
 		},
 	}
+}
+
+// grantIfNeeded wraps grant (grantSQL's) in a check, so that a target whose
+// grants are all in place, as on a Verify run, writes nothing to the
+// catalog: the tenant role lacks the use of the schema, a privilege on a
+// table or sequence other than the version table, or the schema's default
+// privileges for tables or sequences are missing.
+func grantIfNeeded(schema, role, grant string) string {
+	nsp := quoteLiteral(pgx.Identifier{schema}.Sanitize()) + "::pg_catalog.regnamespace"
+	r := quoteLiteral(role)
+	return `DO $grant$ BEGIN
+  IF NOT pg_catalog.has_schema_privilege(` + r + `, ` + nsp + `::oid, 'USAGE')
+     OR EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.relnamespace = ` + nsp + ` AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                AND c.relname <> ` + quoteLiteral(isolation.VersionTable) + `
+                AND NOT (pg_catalog.has_table_privilege(` + r + `, c.oid, 'SELECT') AND pg_catalog.has_table_privilege(` + r + `, c.oid, 'INSERT')
+                     AND pg_catalog.has_table_privilege(` + r + `, c.oid, 'UPDATE') AND pg_catalog.has_table_privilege(` + r + `, c.oid, 'DELETE')))
+     OR EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.relnamespace = ` + nsp + ` AND c.relkind = 'S'
+                AND NOT (pg_catalog.has_sequence_privilege(` + r + `, c.oid, 'USAGE') AND pg_catalog.has_sequence_privilege(` + r + `, c.oid, 'SELECT')
+                     AND pg_catalog.has_sequence_privilege(` + r + `, c.oid, 'UPDATE')))
+     OR (SELECT count(DISTINCT d.defaclobjtype) FROM pg_catalog.pg_default_acl d
+         WHERE d.defaclnamespace = ` + nsp + ` AND d.defaclrole = current_user::pg_catalog.regrole AND d.defaclobjtype IN ('r', 'S')) < 2
+  THEN
+    EXECUTE ` + quoteLiteral(grant) + `;
+  END IF;
+END $grant$`
 }
