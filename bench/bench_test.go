@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy/bench/internal/fixture"
+	"github.com/go-tenancy/tenancy/isolation"
 	"github.com/go-tenancy/tenancy/internal/testenv"
 )
 
@@ -349,6 +350,10 @@ func TestConfigModes(t *testing.T) {
 	}
 	if fm, ok := cfg.fleetMode("schema-10000"); !ok || fm.active != 1000 {
 		t.Fatalf("schema-10000: %+v", fm)
+	}
+	// The largest fleet's prefix is still a valid schema prefix.
+	if err := isolation.ValidatePrefix(fleetMode{tenants: 20000}.prefix()); err != nil {
+		t.Fatalf("prefix of 20,000 tenants: %v", err)
 	}
 	if need := seedNeeds(cfg, []string{"schema-10000", "schema-10000-uniform"}); len(need.schemas) != 1 || need.schemas[0].count != 10000 || !need.schemas[0].fleet {
 		t.Fatalf("a fleet's two modes seed one set of schemas: %+v", need.schemas)
