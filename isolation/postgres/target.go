@@ -110,13 +110,18 @@ func (c *core) target(pool *pgxpool.Pool, key string, t *tenancy.Tenant, at targ
 func grantIfNeeded(schema, role, grant string) string {
 	nsp := quoteLiteral(pgx.Identifier{schema}.Sanitize()) + "::pg_catalog.regnamespace"
 	r := quoteLiteral(role)
+	// The schema's relations through pg_depend, which is indexed by the
+	// schema (pg_class is not; see SealSchemaSQL).
+	inSchema := `pg_catalog.pg_depend d JOIN pg_catalog.pg_class c ON c.oid = d.objid
+                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                AND d.refobjid = ` + nsp + ` AND c.relnamespace = d.refobjid`
 	return `DO $grant$ BEGIN
   IF NOT pg_catalog.has_schema_privilege(` + r + `, ` + nsp + `::oid, 'USAGE')
-     OR EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.relnamespace = ` + nsp + ` AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+     OR EXISTS (SELECT FROM ` + inSchema + ` AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
                 AND c.relname <> ` + quoteLiteral(isolation.VersionTable) + `
                 AND NOT (pg_catalog.has_table_privilege(` + r + `, c.oid, 'SELECT') AND pg_catalog.has_table_privilege(` + r + `, c.oid, 'INSERT')
                      AND pg_catalog.has_table_privilege(` + r + `, c.oid, 'UPDATE') AND pg_catalog.has_table_privilege(` + r + `, c.oid, 'DELETE')))
-     OR EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.relnamespace = ` + nsp + ` AND c.relkind = 'S'
+     OR EXISTS (SELECT FROM ` + inSchema + ` AND c.relkind = 'S'
                 AND NOT (pg_catalog.has_sequence_privilege(` + r + `, c.oid, 'USAGE') AND pg_catalog.has_sequence_privilege(` + r + `, c.oid, 'SELECT')
                      AND pg_catalog.has_sequence_privilege(` + r + `, c.oid, 'UPDATE')))
      OR (SELECT count(DISTINCT d.defaclobjtype) FROM pg_catalog.pg_default_acl d
