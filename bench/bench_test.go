@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy/bench/internal/fixture"
-	"github.com/go-tenancy/tenancy/isolation"
 	"github.com/go-tenancy/tenancy/internal/testenv"
+	"github.com/go-tenancy/tenancy/isolation"
 )
 
 var (
@@ -62,14 +62,15 @@ func TestSmoke(t *testing.T) {
 	testenv.Admin(t) // skips, or fails under CI=true, without PostgreSQL
 	bin := builtServer(t)
 	tests := []struct {
-		name      string
-		delay     time.Duration
-		modes     []string
-		scenarios string
-		want      []string
+		name       string
+		delay      time.Duration
+		partitions int
+		modes      []string
+		scenarios  string
+		want       []string
 	}{
 		{name: "all modes", want: append(append([]string{}, allModes...), "schema-5", "schema-12", "schema-12-uniform")},
-		{name: "delay proxy", delay: time.Millisecond, modes: []string{"baseline", "rls", "schema"}, scenarios: "read,create", want: []string{"baseline", "rls", "schema"}},
+		{name: "delay proxy, partitioned schema pools", delay: time.Millisecond, partitions: 2, modes: []string{"baseline", "rls", "schema"}, scenarios: "read,create", want: []string{"baseline", "rls", "schema"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,6 +80,7 @@ func TestSmoke(t *testing.T) {
 			cfg.DSN = testenv.DatabaseURL()
 			cfg.ServerBin = bin
 			cfg.Delay = tt.delay
+			cfg.Partitions = tt.partitions
 			cfg.Modes = tt.modes
 			if tt.scenarios != "" {
 				cfg.Scenarios = tt.scenarios
