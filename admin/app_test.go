@@ -255,6 +255,33 @@ func TestAppMigrateFailure(t *testing.T) {
 	d.run(t, nil, "migrate", "--tenant", "nope").wantError(t, 1, `tenant "nope" not found`)
 }
 
+// TestAppMigrateCanary runs migrate --canary over a fleet where one canary
+// tenant fails: the rollout halts, the failed tenant is named, and the held
+// tenant is left untouched.
+func TestAppMigrateCanary(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := newAppDB(t)
+	for _, id := range []string{"acme", "bad-co", "zeta"} {
+		d.run(t, v1, "tenants", "create", "--identifier", id, "--name", id).wantOK(t)
+	}
+	if _, err := d.pool.Exec(ctx, "CREATE TABLE tenant_bad_co.tags (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	d.run(t, nil, "migrate", "--canary", "2", "--max-failure-rate", "2").wantError(t, 2, "migrate: --canary must not be negative and --max-failure-rate must be from 0 to 1")
+	r := d.run(t, nil, "migrate", "--canary", "2")
+	if r.code != 1 || !strings.Contains(r.stderr, "1 of 3 targets failed: bad-co") || !strings.Contains(r.stderr, "rollout halted by the canary, 1 targets held") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if rows, _, sum := migrateTable(t, r.stdout); rows["zeta"] != "0->0 held" ||
+		!strings.HasPrefix(sum, "3 targets: 1 migrated, 1 failed, 1 held in ") {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+	if !d.hasTable(t, "tenant_acme", "tags") || d.hasTable(t, "tenant_zeta", "tags") {
+		t.Error("the canary did not migrate acme, or the rollout went on to zeta")
+	}
+}
+
 // TestAppInMemoryStore runs the application with its tenant store in
 // memory: every tenant write is refused with the one line, and nothing is
 // created.

@@ -37,6 +37,9 @@ output.`,
 	f.StringVar(&opts.Tenant, "tenant", "", "migrate only the targets of the tenant with this `IDENTIFIER`")
 	f.IntVar(&concurrency, "concurrency", 0, "migrate `N` targets at once (default: the application's)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "report what would be applied, apply nothing")
+	f.IntVar(&opts.Canary, "canary", 0, "migrate `N` targets first; halt the rollout if more than --max-failure-rate of them fail")
+	f.StringVar(&opts.CanaryTier, "canary-tier", "", "migrate the targets of tenants of this `TIER` first (at most --canary of them)")
+	f.Float64Var(&opts.MaxFailureRate, "max-failure-rate", 0, "share of canary targets, 0 to 1, that may fail before the rollout halts")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		if opts.Tenant != "" {
 			if err := validIdentifier(opts.Tenant); err != nil {
@@ -45,6 +48,9 @@ output.`,
 		}
 		if concurrency < 0 {
 			return usagef("migrate: --concurrency must be at least 1")
+		}
+		if opts.Canary < 0 || opts.MaxFailureRate < 0 || opts.MaxFailureRate > 1 {
+			return usagef("migrate: --canary must not be negative and --max-failure-rate must be from 0 to 1")
 		}
 		ctx := cmd.Context()
 		connect := r.connect()
@@ -81,6 +87,9 @@ output.`,
 				fmt.Fprintf(r.stdout, "%s in %s%s\n", summary(report), formatDuration(report.Duration), suffix)
 			}
 			if failed := report.Failed(); len(failed) > 0 {
+				if held := report.Count(migrate.StatusHeld); held > 0 {
+					return fmt.Errorf("%w; rollout halted by the canary, %d targets held", failedTargets(r.name, failed, len(report.Results)), held)
+				}
 				return failedTargets(r.name, failed, len(report.Results))
 			}
 			return err
@@ -170,7 +179,7 @@ func summary(report *migrate.Report) string {
 		noun = "target"
 	}
 	var parts []string
-	for _, s := range []migrate.Status{migrate.StatusMigrated, migrate.StatusCurrent, migrate.StatusSkipped, migrate.StatusPending, migrate.StatusFailed} {
+	for _, s := range []migrate.Status{migrate.StatusMigrated, migrate.StatusCurrent, migrate.StatusSkipped, migrate.StatusPending, migrate.StatusFailed, migrate.StatusHeld} {
 		if k := report.Count(s); k > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", k, s))
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-tenancy/tenancy/bench/internal/fixture"
 	"github.com/go-tenancy/tenancy/internal/testenv"
+	"github.com/go-tenancy/tenancy/isolation"
 )
 
 var (
@@ -61,14 +62,15 @@ func TestSmoke(t *testing.T) {
 	testenv.Admin(t) // skips, or fails under CI=true, without PostgreSQL
 	bin := builtServer(t)
 	tests := []struct {
-		name      string
-		delay     time.Duration
-		modes     []string
-		scenarios string
-		want      []string
+		name       string
+		delay      time.Duration
+		partitions int
+		modes      []string
+		scenarios  string
+		want       []string
 	}{
-		{name: "all modes", want: append(append([]string{}, allModes...), "schema-5")},
-		{name: "delay proxy", delay: time.Millisecond, modes: []string{"baseline", "rls", "schema"}, scenarios: "read,create", want: []string{"baseline", "rls", "schema"}},
+		{name: "all modes", want: append(append([]string{}, allModes...), "schema-5", "schema-12", "schema-12-uniform")},
+		{name: "delay proxy, partitioned schema pools", delay: time.Millisecond, partitions: 2, modes: []string{"baseline", "rls", "schema"}, scenarios: "read,create", want: []string{"baseline", "rls", "schema"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,6 +80,7 @@ func TestSmoke(t *testing.T) {
 			cfg.DSN = testenv.DatabaseURL()
 			cfg.ServerBin = bin
 			cfg.Delay = tt.delay
+			cfg.Partitions = tt.partitions
 			cfg.Modes = tt.modes
 			if tt.scenarios != "" {
 				cfg.Scenarios = tt.scenarios
@@ -125,6 +128,20 @@ func TestSmoke(t *testing.T) {
 			}
 			if len(rep.Rows) != cells {
 				t.Errorf("%d rows, want %d", len(rep.Rows), cells)
+			}
+			// The first scenario of the run without a delay watched every
+			// fresh server settle; a server this small settles within
+			// the watch.
+			if tt.delay == 0 {
+				for _, m := range tt.want {
+					r := got[cellKey{m, scenarios[0]}]
+					if r.SettleWatchedS != 1 || r.FirstSecondRatio == nil || *r.FirstSecondRatio <= 0 {
+						t.Errorf("%s / %s: no warm-up measured: %+v", m, scenarios[0], r)
+					}
+				}
+				if !strings.Contains(out.String(), "warm-up: each server restarted fresh") {
+					t.Error("no warm-up table printed")
+				}
 			}
 			if tt.delay > 0 && rep.Config.DelayMS != 1 {
 				t.Errorf("config delay_ms = %v, want 1", rep.Config.DelayMS)
@@ -331,6 +348,23 @@ func TestConfigModes(t *testing.T) {
 	if err != nil || strings.Join(modes, ",") != "baseline,tx,rls,schema,hybrid,sqlite,pgx,gorm-plain,gorm,gorm-tx,invoicer-base,invoicer,projectr-base,projectr-nojwt,projectr,schema-1000" {
 		t.Fatalf("default modes %v, %v", modes, err)
 	}
+	cfg.SchemaTenants = []int{1000, 10000}
+	if modes, err := cfg.modes(); err != nil || strings.Join(modes[len(allModes):], ",") != "schema-1000,schema-10000,schema-10000-uniform" {
+		t.Fatalf("fleet modes %v, %v", modes, err)
+	}
+	if fm, ok := cfg.fleetMode("schema-10000-uniform"); !ok || fm.tenants != 10000 || fm.active != 0 || fm.prefix() != "f10000_" {
+		t.Fatalf("schema-10000-uniform: %+v", fm)
+	}
+	if fm, ok := cfg.fleetMode("schema-10000"); !ok || fm.active != 1000 {
+		t.Fatalf("schema-10000: %+v", fm)
+	}
+	// The largest fleet's prefix is still a valid schema prefix.
+	if err := isolation.ValidatePrefix(fleetMode{tenants: 20000}.prefix()); err != nil {
+		t.Fatalf("prefix of 20,000 tenants: %v", err)
+	}
+	if need := seedNeeds(cfg, []string{"schema-10000", "schema-10000-uniform"}); len(need.schemas) != 1 || need.schemas[0].count != 10000 || !need.schemas[0].fleet {
+		t.Fatalf("a fleet's two modes seed one set of schemas: %+v", need.schemas)
+	}
 	cfg.Delay = time.Millisecond
 	if modes, _ := cfg.modes(); strings.Join(modes, ",") != strings.Join(delayModes, ",") {
 		t.Fatalf("delay modes %v", modes)
@@ -342,5 +376,112 @@ func TestConfigModes(t *testing.T) {
 	cfg.Scenarios = "read,update"
 	if _, err := cfg.scenarios(); err == nil {
 		t.Fatal("unknown scenario accepted")
+	}
+}
+
+func TestParseCounts(t *testing.T) {
+	t.Parallel()
+	got, err := parseCounts("10000, 1000,1000,0")
+	if err != nil || formatCounts(got) != "1000,10000" {
+		t.Fatalf("parseCounts = %v, %v", got, err)
+	}
+	if got, err := parseCounts(""); err != nil || len(got) != 0 {
+		t.Fatalf("empty: %v, %v", got, err)
+	}
+	for _, bad := range []string{"ten", "-5", "1000,x"} {
+		if _, err := parseCounts(bad); err == nil {
+			t.Errorf("parseCounts(%q) accepted", bad)
+		}
+	}
+	cfg := defaultConfig()
+	cfg.SchemaTenants = []int{50000}
+	if err := cfg.check(); err == nil {
+		t.Error("50000 schema tenants accepted")
+	}
+}
+
+// TestAccess checks the realistic access pattern: only the active tenants
+// receive requests, distinct ranks are distinct tenants spread over the
+// fleet, and the busiest tenant gets the share a Zipf law gives it.
+func TestAccess(t *testing.T) {
+	t.Parallel()
+	a := newAccess(10000, 1000)
+	seen := map[int]bool{}
+	for k := range 1000 {
+		i := a.spread(k)
+		if i < 0 || i >= 10000 || seen[i] {
+			t.Fatalf("rank %d maps to tenant %d (seen: %v)", k, i, seen[i])
+		}
+		seen[i] = true
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	hits := map[int]int{}
+	const n = 200000
+	for range n {
+		hits[a.pick(rng)]++
+	}
+	if len(hits) > 1000 {
+		t.Fatalf("%d tenants received requests, want at most 1000", len(hits))
+	}
+	for i := range hits {
+		if !seen[i] {
+			t.Fatalf("tenant %d is not active", i)
+		}
+	}
+	// Rank 0 of a Zipf law (exponent 1) over 1,000 gets 1/H(1000) ≈ 13.4%.
+	if share := float64(hits[a.spread(0)]) / n; share < 0.12 || share > 0.15 {
+		t.Errorf("busiest tenant got %.3f of requests, want about 0.134", share)
+	}
+	u := newAccess(10, 0)
+	uhits := map[int]int{}
+	for range 10000 {
+		uhits[u.pick(rng)]++
+	}
+	if len(uhits) != 10 {
+		t.Errorf("uniform access reached %d of 10 tenants", len(uhits))
+	}
+}
+
+func TestSettleTime(t *testing.T) {
+	t.Parallel()
+	// timeline returns completions at rate(t) requests per second over dur.
+	timeline := func(dur time.Duration, rate func(time.Duration) float64) []time.Duration {
+		var out []time.Duration
+		for t := time.Duration(0); t < dur; t += 10 * time.Millisecond {
+			for range int(rate(t) / 100) {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		rate   func(time.Duration) float64
+		want   time.Duration
+		wantOK bool
+	}{
+		{"steady from the start", func(time.Duration) float64 { return 1000 }, 0, true},
+		{"cold for 2s", func(t time.Duration) float64 {
+			if t < 2*time.Second {
+				return 200
+			}
+			return 1000
+		}, 2 * time.Second, true},
+		{"a dip later counts", func(t time.Duration) float64 {
+			if t >= 3*time.Second && t < 3500*time.Millisecond {
+				return 100
+			}
+			return 1000
+		}, 3500 * time.Millisecond, true},
+		{"never settles", func(time.Duration) float64 { return 500 }, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := settleTime(timeline(6*time.Second, tt.rate), 6*time.Second, 1000)
+			if got != tt.want || ok != tt.wantOK {
+				t.Fatalf("settleTime = %v, %v; want %v, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
 	}
 }

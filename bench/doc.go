@@ -24,6 +24,20 @@
 // server RSS, and ratios to the baseline), writes the same as JSON with
 // -json, and exits 1 when any request failed.
 //
+// Fleets: -schema-tenants 1000,10000 adds schema mode over each many tenant
+// schemas (seeded a hundred schemas per transaction from one staging copy).
+// Over more tenants than -active (default 1000), the fleet runs twice:
+// schema-<n>, requests to -active tenants spread through the fleet with
+// Zipf-distributed popularity (exponent 1), and schema-<n>-uniform, every
+// tenant alike, the worst case. -partitions sets the schema servers'
+// SchemaConfig.Partitions.
+//
+// Warm-up: after the rounds of the first scenario, every server is
+// restarted (a new process, pool and PostgreSQL backends) and driven for
+// -settle (default 6s); the warm-up table gives its throughput in its first
+// second and the time until every one-second window holds 90% of the
+// steady throughput the rounds measured ("> 6s": not within the watch).
+//
 // The DSN (-dsn, default DATABASE_URL or the local server) must be a URL and
 // name a role that may create databases and roles; a superuser is simplest.
 package main

@@ -51,6 +51,9 @@ type cell struct {
 	rss, hwm int64
 	// samples holds the first few error messages.
 	samples []string
+	// done holds when each successful request finished, from the start,
+	// when the cell was driven with a timeline.
+	done []time.Duration
 }
 
 // errWrongTenant marks an answer that carried another tenant's data.
@@ -59,6 +62,12 @@ var errWrongTenant = errors.New("answered for the wrong tenant")
 // run drives s with d.clients clients for dur, every request for a random
 // tenant, and returns what it measured.
 func (d *driver) run(ctx context.Context, s *server, scenario string, dur time.Duration) cell {
+	return d.drive(ctx, s, scenario, dur, false)
+}
+
+// drive is run; with timeline it also records when each successful request
+// finished, as offsets from the start, in cell.done.
+func (d *driver) drive(ctx context.Context, s *server, scenario string, dur time.Duration, timeline bool) cell {
 	srv0, sys0, self0 := procCPU(s.pid()), procSyscalls(s.pid()), procCPU(os.Getpid())
 	pg0 := d.backendCPU(ctx, s.name)
 	var (
@@ -73,17 +82,20 @@ func (d *driver) run(ctx context.Context, s *server, scenario string, dur time.D
 		rng := rand.New(rand.NewPCG(d.seed, uint64(w)))
 		wg.Go(func() {
 			var (
-				lat             []time.Duration
+				lat, done       []time.Duration
 				n, errs, wrong  int64
 				samples         []string
 				buf             bytes.Buffer
 				expectListCount = min(fixture.ListLimit, d.data.notes)
 			)
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				i := rng.IntN(s.tenants)
+				i := s.pick(rng)
 				t0 := time.Now()
 				err := d.do(ctx, s, scenario, i, rng, &buf, expectListCount)
 				lat = append(lat, time.Since(t0))
+				if timeline && err == nil {
+					done = append(done, time.Since(now))
+				}
 				n++
 				if err != nil {
 					errs++
@@ -101,6 +113,7 @@ func (d *driver) run(ctx context.Context, s *server, scenario string, dur time.D
 			c.errors += errs
 			c.wrong += wrong
 			c.lat = append(c.lat, lat...)
+			c.done = append(c.done, done...)
 			if len(c.samples) < 5 {
 				c.samples = append(c.samples, samples...)
 			}
@@ -284,4 +297,13 @@ func sumCPUSince(now, before map[int]time.Duration) time.Duration {
 		sum += cpu - before[pid]
 	}
 	return sum
+}
+
+// pick returns the tenant of the next request to s: by its access pattern,
+// or uniformly over its tenants.
+func (s *server) pick(rng *rand.Rand) int {
+	if s.access.tenants == 0 {
+		return rng.IntN(s.tenants)
+	}
+	return s.access.pick(rng)
 }

@@ -22,8 +22,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Modes the server serves, in table order. schema-<n> (schema mode with
-// Config.SchemaTenants tenants) is added after them.
+// Modes the server serves, in table order. The fleet modes (schema mode over
+// Config.SchemaTenants tenants, see fleetMode) are added after them.
 var allModes = []string{"baseline", "tx", "rls", "schema", "hybrid", "sqlite", "pgx", "gorm-plain", "gorm", "gorm-tx",
 	"invoicer-base", "invoicer", "projectr-base", "projectr-nojwt", "projectr"}
 
@@ -67,10 +67,17 @@ type Config struct {
 	Scenarios string
 	// Delay is added each way between the servers and PostgreSQL. Default 0.
 	Delay time.Duration
-	// SchemaTenants adds mode schema-<n>: schema mode over that many tenant
-	// schemas. Default 1000; 0 turns it off; ignored with a Delay unless
-	// Modes names it.
-	SchemaTenants int
+	// SchemaTenants adds a fleet mode schema-<n> for each n: schema mode
+	// over that many tenant schemas (see fleetMode). Default [1000]; empty
+	// turns them off; ignored with a Delay unless Modes names them.
+	SchemaTenants []int
+	// Active is how many tenants of a fleet larger than it receive
+	// requests in its realistic mode, by a Zipf law. Default 1000.
+	Active int
+	// Settle is how long each server, restarted fresh after the rounds of
+	// the first scenario, is driven and watched for the time it takes to
+	// hold 90% of its steady throughput. Default 6s; 0 turns it off.
+	Settle time.Duration
 	// AppUser is the login role the servers connect as, created when
 	// missing (NOSUPERUSER NOBYPASSRLS, owning nothing) and given what an
 	// application role gets: the tenant role, and the baseline's table. It
@@ -81,6 +88,9 @@ type Config struct {
 	AppUser string
 	// Pool is every PostgreSQL server's pgxpool MaxConns. Default 8.
 	Pool int
+	// Partitions is passed to the schema-mode servers as
+	// SchemaConfig.Partitions. Default 0: one pool.
+	Partitions int
 	// StmtCache is passed to the library servers as
 	// StatementCacheCapacity. Default 0: the library's default.
 	StmtCache int
@@ -105,7 +115,9 @@ func defaultConfig() Config {
 		Rounds:        2,
 		Warmup:        500 * time.Millisecond,
 		Scenarios:     strings.Join(allScenarios, ","),
-		SchemaTenants: 1000,
+		SchemaTenants: []int{1000},
+		Active:        1000,
+		Settle:        6 * time.Second,
 		Pool:          8,
 		AppUser:       "tenancy_bench_app",
 		ProfileDir:    ".",
@@ -116,7 +128,8 @@ func defaultConfig() Config {
 func (c *Config) smoke() {
 	c.Tenants, c.Notes, c.Clients = 3, 5, 2
 	c.Duration, c.Rounds, c.Warmup = 200*time.Millisecond, 1, 100*time.Millisecond
-	c.SchemaTenants, c.Pool = 5, 2
+	c.SchemaTenants, c.Active, c.Pool = []int{5, 12}, 6, 2
+	c.Settle = time.Second
 }
 
 func (c *Config) check() error {
@@ -125,18 +138,17 @@ func (c *Config) check() error {
 		return errors.New("tenants, notes, clients, rounds and pool must be at least 1")
 	case c.Duration <= 0:
 		return errors.New("duration must be positive")
-	case c.SchemaTenants < 0:
-		return errors.New("schema-tenants must not be negative")
-	case c.Tenants > 9999 || c.SchemaTenants > 9999:
+	case c.Active < 0 || c.Settle < 0 || c.Partitions < 0:
+		return errors.New("active, settle and partitions must not be negative")
+	case c.Tenants > 9999:
 		return errors.New("at most 9999 tenants")
+	case len(c.SchemaTenants) > 0 && (slices.Min(c.SchemaTenants) < 1 || slices.Max(c.SchemaTenants) > 20000):
+		return errors.New("schema-tenants must be from 1 to 20000")
 	case c.AppUser != "" && !validRole(c.AppUser):
 		return errors.New("app-user must be lowercase letters, digits and '_', starting with a letter")
 	}
 	return nil
 }
-
-// schemaMode is the row name of schema mode over Config.SchemaTenants.
-func (c *Config) schemaMode() string { return "schema-" + strconv.Itoa(c.SchemaTenants) }
 
 // modes returns the modes to run, in table order.
 func (c *Config) modes() ([]string, error) {
@@ -145,14 +157,18 @@ func (c *Config) modes() ([]string, error) {
 			return slices.Clone(delayModes), nil
 		}
 		out := slices.Clone(allModes)
-		if c.SchemaTenants > 0 {
-			out = append(out, c.schemaMode())
+		for _, fm := range c.fleetModes() {
+			out = append(out, fm.name)
 		}
 		return out, nil
 	}
 	for _, m := range c.Modes {
-		if !slices.Contains(allModes, m) && (c.SchemaTenants == 0 || m != c.schemaMode()) {
-			return nil, fmt.Errorf("unknown mode %q (modes: %s, %s)", m, strings.Join(allModes, ", "), c.schemaMode())
+		if _, fleet := c.fleetMode(m); !slices.Contains(allModes, m) && !fleet {
+			var names []string
+			for _, fm := range c.fleetModes() {
+				names = append(names, fm.name)
+			}
+			return nil, fmt.Errorf("unknown mode %q (modes: %s)", m, strings.Join(append(slices.Clone(allModes), names...), ", "))
 		}
 	}
 	return c.Modes, nil
@@ -237,8 +253,8 @@ func run(ctx context.Context, cfg Config) (err error) {
 
 	m := newMachine(ctx, admin)
 	logf("%s", m)
-	logf("config: T=%d N=%d C=%d duration=%s rounds=%d warmup=%s pool=%d delay=%s schema-tenants=%d app-user=%q modes=%s",
-		cfg.Tenants, cfg.Notes, cfg.Clients, cfg.Duration, cfg.Rounds, cfg.Warmup, cfg.Pool, cfg.Delay, cfg.SchemaTenants, cfg.AppUser, strings.Join(modes, ","))
+	logf("config: T=%d N=%d C=%d duration=%s rounds=%d warmup=%s settle=%s pool=%d partitions=%d delay=%s schema-tenants=%s active=%d app-user=%q modes=%s",
+		cfg.Tenants, cfg.Notes, cfg.Clients, cfg.Duration, cfg.Rounds, cfg.Warmup, cfg.Settle, cfg.Pool, cfg.Partitions, cfg.Delay, formatCounts(cfg.SchemaTenants), cfg.Active, cfg.AppUser, strings.Join(modes, ","))
 
 	// Seed what the chosen modes read.
 	t0 := time.Now()
@@ -285,9 +301,11 @@ func run(ctx context.Context, cfg Config) (err error) {
 	}()
 	for _, name := range modes {
 		spec := serverSpec{name: name, mode: name, tenants: cfg.Tenants, pool: cfg.Pool, stmtCache: cfg.StmtCache,
-			sqliteDir: data.sqliteDir, prefix: schemaPrefix(cfg, name)}
-		if name == cfg.schemaMode() {
-			spec.mode, spec.tenants = "schema", cfg.SchemaTenants
+			sqliteDir: data.sqliteDir, prefix: schemaPrefix(cfg, name), partitions: cfg.Partitions}
+		acc := newAccess(spec.tenants, 0)
+		if fm, ok := cfg.fleetMode(name); ok {
+			spec.mode, spec.tenants = "schema", fm.tenants
+			acc = newAccess(fm.tenants, fm.active)
 		}
 		q := srvURL.Query()
 		q.Set("application_name", "bench-"+name)
@@ -301,6 +319,7 @@ func run(ctx context.Context, cfg Config) (err error) {
 		if err != nil {
 			return err
 		}
+		s.spec, s.access = spec, acc
 		servers = append(servers, s)
 	}
 	logf("started %d servers", len(servers))
@@ -360,6 +379,12 @@ func run(ctx context.Context, cfg Config) (err error) {
 			}
 		}
 		logf("%s: %d rounds done", sc, cfg.Rounds)
+		if si == 0 && cfg.Settle > 0 {
+			if err := settle(ctx, d, bin, servers, sc, cfg.Settle, res); err != nil {
+				return err
+			}
+			logf("%s: every server restarted and watched for %s", sc, cfg.Settle)
+		}
 	}
 
 	res.print(cfg.Out)
@@ -383,6 +408,27 @@ func run(ctx context.Context, cfg Config) (err error) {
 	}
 	if n, wrong := res.errors(); n > 0 {
 		return fmt.Errorf("%d requests failed (%d of them answered for the wrong tenant); see the errors above", n, wrong)
+	}
+	return nil
+}
+
+// settle restarts every server fresh (new process, new pool, new
+// PostgreSQL backends) and drives it for dur under scenario, recording how
+// long it took to hold 90% of the steady throughput the rounds measured.
+func settle(ctx context.Context, d *driver, bin string, servers []*server, scenario string, dur time.Duration, res *results) error {
+	for i, s := range servers {
+		s.stop()
+		fresh, err := startServer(ctx, bin, s.spec)
+		if err != nil {
+			return fmt.Errorf("restart %s: %w", s.name, err)
+		}
+		fresh.spec, fresh.access = s.spec, s.access
+		servers[i] = fresh
+		c := d.drive(ctx, fresh, scenario, dur, true)
+		if !fresh.alive() {
+			return fmt.Errorf("server %s exited:\n%s", fresh.name, fresh.stderr.String())
+		}
+		res.addSettle(fresh.name, scenario, c, dur)
 	}
 	return nil
 }

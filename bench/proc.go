@@ -29,6 +29,8 @@ type serverSpec struct {
 	sqliteDir  string
 	// prefix is the tenant-schema prefix of schema and hybrid modes.
 	prefix string
+	// partitions is passed to schema-mode servers.
+	partitions int
 }
 
 // server is one running server process.
@@ -40,6 +42,10 @@ type server struct {
 	cmd     *exec.Cmd
 	stderr  *tailBuffer
 	exited  chan struct{}
+	// spec started the server, to start it again fresh.
+	spec serverSpec
+	// access picks the tenant of each request.
+	access access
 }
 
 // startServer starts the server binary for spec and waits until it answers
@@ -54,6 +60,9 @@ func startServer(ctx context.Context, bin string, spec serverSpec) (*server, err
 	}
 	if spec.prefix != "" {
 		args = append(args, "-prefix", spec.prefix)
+	}
+	if spec.partitions > 0 && spec.mode == "schema" {
+		args = append(args, "-partitions", strconv.Itoa(spec.partitions))
 	}
 	cmd := exec.Command(bin, args...)
 	// The servers die with the harness, however it ends.

@@ -19,6 +19,20 @@ type results struct {
 	scenarios []string
 	cells     map[cellKey]*aggregate
 	tenants   map[string]int
+	settles   map[cellKey]settleResult
+}
+
+// settleResult is how a fresh server warmed up.
+type settleResult struct {
+	// at is when its throughput started to hold 90% of the steady state;
+	// ok is false when it did not within watched.
+	at      time.Duration
+	ok      bool
+	watched time.Duration
+	// first is its throughput in the first second, in requests per second.
+	first         float64
+	errors, wrong int64
+	samples       []string
 }
 
 type cellKey struct{ mode, scenario string }
@@ -38,11 +52,11 @@ type aggregate struct {
 }
 
 func newResults(cfg Config, m machine, modes, scenarios []string) *results {
-	r := &results{cfg: cfg, machine: m, modes: modes, scenarios: scenarios, cells: map[cellKey]*aggregate{}, tenants: map[string]int{}}
+	r := &results{cfg: cfg, machine: m, modes: modes, scenarios: scenarios, cells: map[cellKey]*aggregate{}, tenants: map[string]int{}, settles: map[cellKey]settleResult{}}
 	for _, mode := range modes {
 		r.tenants[mode] = cfg.Tenants
-		if mode == cfg.schemaMode() {
-			r.tenants[mode] = cfg.SchemaTenants
+		if fm, ok := cfg.fleetMode(mode); ok {
+			r.tenants[mode] = fm.tenants
 		}
 	}
 	return r
@@ -77,12 +91,34 @@ func (r *results) add(mode, scenario string, c cell) {
 	}
 }
 
+// addSettle records the cell of a fresh server against the steady
+// throughput the rounds measured for the same mode and scenario.
+func (r *results) addSettle(mode, scenario string, c cell, watched time.Duration) {
+	k := cellKey{mode, scenario}
+	steady := 0.0
+	if a := r.cells[k]; a != nil && a.elapsed > 0 {
+		steady = float64(a.requests) / a.elapsed.Seconds()
+	}
+	at, ok := settleTime(c.done, watched, steady)
+	first := 0
+	for _, t := range c.done {
+		if t < time.Second {
+			first++
+		}
+	}
+	r.settles[k] = settleResult{at: at, ok: ok, watched: watched, first: float64(first), errors: c.errors, wrong: c.wrong, samples: c.samples}
+}
+
 // errors returns the failed requests of the whole run and how many of them
 // were answered for the wrong tenant.
 func (r *results) errors() (n, wrong int64) {
 	for _, a := range r.cells {
 		n += a.errors
 		wrong += a.wrong
+	}
+	for _, s := range r.settles {
+		n += s.errors
+		wrong += s.wrong
 	}
 	return n, wrong
 }
@@ -120,6 +156,12 @@ type Row struct {
 	RSS          float64  `json:"rss_mib"`
 	PeakRSS      float64  `json:"peak_rss_mib"`
 	ErrorSamples []string `json:"error_samples,omitempty"`
+	// SettleS is how long the server, restarted fresh, took to hold 90% of
+	// RPS (null when not watched, or not reached within SettleWatchedS);
+	// FirstSecondRatio is its throughput in its first second against RPS.
+	SettleS          *float64 `json:"settle_s,omitempty"`
+	SettleWatchedS   float64  `json:"settle_watched_s,omitempty"`
+	FirstSecondRatio *float64 `json:"first_second_ratio,omitempty"`
 }
 
 func (r *results) rows(scenario string) []Row {
@@ -142,6 +184,16 @@ func (r *results) rows(scenario string) []Row {
 			DriverCPU: perRequest(a.driverCPU, a.requests),
 			RSS:       mib(a.rss), PeakRSS: mib(a.hwm),
 			ErrorSamples: a.samples,
+		}
+		if st, ok := r.settles[cellKey{mode, scenario}]; ok {
+			row.SettleWatchedS = st.watched.Seconds()
+			if st.ok {
+				v := st.at.Seconds()
+				row.SettleS = &v
+			}
+			first := st.first / row.RPS
+			row.FirstSecondRatio = &first
+			row.ErrorSamples = append(row.ErrorSamples, st.samples...)
 		}
 		if !a.pgUnknown && mode != "sqlite" {
 			v := perRequest(a.pgCPU, a.requests)
@@ -188,6 +240,15 @@ func (r *results) print(w io.Writer) {
 				row.Errors, row.WrongTenant, row.ServerCPU, usOrDash(row.PostgresCPU), row.Syscalls, row.RSS, row.PeakRSS)
 		}
 		_ = tw.Flush()
+		if len(rows) > 0 && rows[0].SettleWatchedS > 0 {
+			fmt.Fprintf(w, "\nwarm-up: each server restarted fresh and driven %s; time until its req/s holds 90%% of the steady state above\n", time.Duration(rows[0].SettleWatchedS*float64(time.Second)))
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "mode\ttenants\tsteady req/s\tfirst second\tx steady\tsettled after\t")
+			for _, row := range rows {
+				fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%s\t%s\t\n", row.Mode, row.Tenants, row.RPS, deref(row.FirstSecondRatio)*row.RPS, ratio(row.FirstSecondRatio), settled(row))
+			}
+			_ = tw.Flush()
+		}
 		for _, row := range rows {
 			for _, s := range row.ErrorSamples {
 				fmt.Fprintf(w, "  %s error: %s\n", row.Mode, s)
@@ -212,8 +273,11 @@ type jsonConfig struct {
 	WarmupS       float64  `json:"warmup_s"`
 	Pool          int      `json:"pool"`
 	DelayMS       float64  `json:"delay_ms"`
-	SchemaTenants int      `json:"schema_tenants"`
+	SchemaTenants []int    `json:"schema_tenants"`
+	Active        int      `json:"active"`
+	SettleS       float64  `json:"settle_s"`
 	StmtCache     int      `json:"stmt_cache"`
+	Partitions    int      `json:"partitions"`
 	Modes         []string `json:"modes"`
 	Scenarios     []string `json:"scenarios"`
 }
@@ -223,6 +287,7 @@ func (r *results) report() Report {
 	rep := Report{Machine: r.machine, Config: jsonConfig{
 		Tenants: c.Tenants, Notes: c.Notes, Clients: c.Clients, DurationS: c.Duration.Seconds(), Rounds: c.Rounds,
 		WarmupS: c.Warmup.Seconds(), Pool: c.Pool, DelayMS: ms(c.Delay), SchemaTenants: c.SchemaTenants, StmtCache: c.StmtCache,
+		Active: c.Active, SettleS: c.Settle.Seconds(), Partitions: c.Partitions,
 		Modes: r.modes, Scenarios: r.scenarios,
 	}}
 	for _, sc := range r.scenarios {
@@ -291,4 +356,19 @@ func spread(rps []float64) string {
 		sum += v
 	}
 	return fmt.Sprintf("±%.0f%%", 50*(hi-lo)/(sum/float64(len(rps))))
+}
+
+func deref(v *float64) float64 {
+	if v == nil {
+		return 0
+	}
+	return *v
+}
+
+// settled formats a row's time to the steady state.
+func settled(row Row) string {
+	if row.SettleS == nil {
+		return fmt.Sprintf("> %.0fs", row.SettleWatchedS)
+	}
+	return fmt.Sprintf("%.2fs", *row.SettleS)
 }

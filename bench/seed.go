@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,8 +55,9 @@ func schemaPrefix(cfg Config, mode string) string {
 		return "inv_"
 	case "projectr":
 		return "prj_"
-	case cfg.schemaMode():
-		return "big_"
+	}
+	if fm, ok := cfg.fleetMode(mode); ok {
+		return fm.prefix()
 	}
 	return ""
 }
@@ -67,6 +69,8 @@ type schemaSet struct {
 	// plain tables have no row-level security: the mode confines tenants
 	// by the search path alone.
 	plain bool
+	// fleet sets are seeded in batches of schemas per transaction.
+	fleet bool
 }
 
 // seedNeed says what the chosen modes read.
@@ -130,8 +134,11 @@ func seedNeeds(cfg Config, modes []string) seedNeed {
 			n.schemas = append(n.schemas, schemaSet{prefix: schemaPrefix(cfg, m), count: cfg.Tenants})
 		case "sqlite":
 			n.sqlite = true
-		case cfg.schemaMode():
-			n.schemas = append(n.schemas, schemaSet{prefix: schemaPrefix(cfg, m), count: cfg.SchemaTenants})
+		default:
+			// A fleet's Zipf and uniform modes share its schemas.
+			if fm, ok := cfg.fleetMode(m); ok && !slices.ContainsFunc(n.schemas, func(s schemaSet) bool { return s.prefix == fm.prefix() }) {
+				n.schemas = append(n.schemas, schemaSet{prefix: fm.prefix(), count: fm.tenants, fleet: true})
+			}
 		}
 	}
 	return n
@@ -228,6 +235,9 @@ func seed(ctx context.Context, pool *pgxpool.Pool, sqliteDir string, notes int, 
 		g.Go(func() error { return fill(gctx, s, false, 0, need.tenants, "") })
 	}
 	for _, set := range need.schemas {
+		if set.fleet {
+			continue
+		}
 		for i := range set.count {
 			g.Go(func() error {
 				name, err := isolation.Name(set.prefix, fixture.Identifier(i))
@@ -240,6 +250,13 @@ func seed(ctx context.Context, pool *pgxpool.Pool, sqliteDir string, notes int, 
 	}
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("seed PostgreSQL: %w", err)
+	}
+	for _, set := range need.schemas {
+		if set.fleet {
+			if err := seedFleet(ctx, pool, set, cols, rowsOf); err != nil {
+				return nil, fmt.Errorf("seed PostgreSQL: %w", err)
+			}
+		}
 	}
 	apps, err := seedApps(ctx, pool, need.apps, need.tenants, notes)
 	if err != nil {
@@ -263,6 +280,88 @@ func seed(ctx context.Context, pool *pgxpool.Pool, sqliteDir string, notes int, 
 	}
 	return data, nil
 }
+
+// fleetBatch is how many tenant schemas seedFleet creates per transaction.
+const fleetBatch = 100
+
+// seedFleet creates the schemas of a large set in few round trips: every
+// tenant's rows are copied once into an unlogged staging table, then each
+// transaction creates fleetBatch schemas with one multi-statement string
+// (table, rows from the staging table, row-level security, grants, seal),
+// two transactions at a time.
+func seedFleet(ctx context.Context, pool *pgxpool.Pool, set schemaSet, cols []string, rowsOf func(first, n int) pgx.CopyFromSource) error {
+	staging := pgx.Identifier{"public", "seed_" + strings.TrimSuffix(set.prefix, "_")}
+	if _, err := pool.Exec(ctx, "CREATE UNLOGGED TABLE "+staging.Sanitize()+" (id uuid, title text, body text, created_at timestamptz, tenant_id text)"); err != nil {
+		return fmt.Errorf("create staging table: %w", err)
+	}
+	defer func() { _, _ = pool.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+staging.Sanitize()) }()
+	if _, err := pool.CopyFrom(ctx, staging, cols, rowsOf(0, set.count)); err != nil {
+		return fmt.Errorf("copy into staging table: %w", err)
+	}
+	if _, err := pool.Exec(ctx, "CREATE INDEX ON "+staging.Sanitize()+" (tenant_id)"); err != nil {
+		return fmt.Errorf("index staging table: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	for first := 0; first < set.count; first += fleetBatch {
+		g.Go(func() error {
+			var b sqlBuffer
+			for i := first; i < min(first+fleetBatch, set.count); i++ {
+				name, err := isolation.Name(set.prefix, fixture.Identifier(i))
+				if err != nil {
+					return err
+				}
+				ident := pgx.Identifier{name}.Sanitize()
+				b.add("CREATE SCHEMA "+ident, "SET LOCAL search_path TO "+ident)
+				b.add(fixture.NotesDDL...)
+				b.add("INSERT INTO notes (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(cols, ", ") +
+					" FROM " + staging.Sanitize() + " WHERE tenant_id = '" + fixture.ID(i) + "'")
+				b.add(fixture.NotesRLS...)
+				if err := postgres.GrantSchema(gctx, &b, name, postgres.DefaultRole); err != nil {
+					return err
+				}
+				if err := postgres.SealSchema(gctx, &b, name, fixture.ID(i)); err != nil {
+					return err
+				}
+			}
+			return pgx.BeginFunc(gctx, pool, func(tx pgx.Tx) error {
+				// No arguments: one simple-protocol message, one round trip.
+				if _, err := tx.Exec(gctx, b.String()); err != nil {
+					return fmt.Errorf("create schemas %s%04d to %d: %w", set.prefix, first, first+fleetBatch-1, err)
+				}
+				return nil
+			})
+		})
+	}
+	return g.Wait()
+}
+
+// sqlBuffer collects statements into one multi-statement string; as an
+// execer it collects what the library would run.
+type sqlBuffer struct{ strings.Builder }
+
+func (b *sqlBuffer) add(stmts ...string) {
+	for _, s := range stmts {
+		b.WriteString(s)
+		b.WriteString(";\n")
+	}
+}
+
+func (b *sqlBuffer) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if len(args) > 0 {
+		return pgconn.CommandTag{}, errors.New("sqlBuffer: statements with arguments cannot be collected")
+	}
+	b.add(sql)
+	return pgconn.CommandTag{}, nil
+}
+
+func (b *sqlBuffer) QueryRow(context.Context, string, ...any) pgx.Row {
+	return errRow{errors.New("sqlBuffer: queries cannot be collected")}
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // seedSQLite creates a file per tenant with the provider's own settings.
 func seedSQLite(ctx context.Context, dir string, tenants int, rows func(i int) [][]any) error {

@@ -9,6 +9,18 @@
 // and retried by the next run. A lock per target, held in the journal's
 // database, lets two runs start at once safely.
 //
+// A target on the migration pool's own server borrows one of its
+// connections (reset before it goes back), commits its migrations
+// asynchronously, and ends with one synchronous commit that makes them
+// durable before the journal records the outcome. A Verify run reads each
+// target's version with one query, skips goose when the target and the
+// journal agree it is current, and writes grants only where missing.
+//
+// A canary (Options.Canary, Options.CanaryTier) migrates a subset first and
+// halts the rollout when more than Options.MaxFailureRate of it fails: the
+// other targets are reported held (StatusHeld), untouched, and the failed
+// ones named.
+//
 // A Runner is a tenancy.Component: purging a tenant (package lifecycle)
 // forgets its journal records, so that its identifier can be provisioned
 // again from scratch.

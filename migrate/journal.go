@@ -142,11 +142,7 @@ func (j *PostgresJournal) Lock(ctx context.Context, target string) (Lease, error
 	// The transaction stays idle while the target migrates on another
 	// connection: a server-wide idle_in_transaction_session_timeout must
 	// not end it (and the lock) midway.
-	if _, err := tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('tenancy-migrate:' || $1, 0))", target); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT set_config('idle_in_transaction_session_timeout', '0', true), pg_advisory_xact_lock(hashtextextended('tenancy-migrate:' || $1, 0))", target); err != nil {
 		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return nil, err
 	}

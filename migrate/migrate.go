@@ -40,6 +40,8 @@ type Config struct {
 type Runner struct {
 	cfg    Config
 	latest int64
+	// count is how many migrations the set holds.
+	count int64
 }
 
 // Status of one target in a Report.
@@ -58,6 +60,9 @@ const (
 	StatusPending Status = "pending"
 	// StatusFailed: migrating failed; Error says why.
 	StatusFailed Status = "failed"
+	// StatusHeld: a canary run failed too often, so the rollout stopped
+	// before this target was opened.
+	StatusHeld Status = "held"
 	// StatusOK is how the journal records a target brought to Version.
 	StatusOK Status = "ok"
 )
@@ -109,15 +114,26 @@ func (r *Report) Failed() []Result {
 // target failed; the error is a *FailedError.
 var ErrFailed = errors.New("migrate: some targets failed")
 
+// ErrHalted is matched (errors.Is) by the error Up returns when the canary
+// targets failed more often than Options.MaxFailureRate allows and the
+// rollout stopped; the error is a *FailedError with Held set.
+var ErrHalted = errors.New("migrate: rollout halted by the canary")
+
 // FailedError lists the targets that failed in a run.
 type FailedError struct {
 	Failed []Result
 	Total  int
+	// Held counts the targets not opened because the canary failed; when
+	// it is above zero the error also matches ErrHalted.
+	Held int
 }
 
 func (e *FailedError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "migrate: %d of %d targets failed", len(e.Failed), e.Total)
+	if e.Held > 0 {
+		fmt.Fprintf(&b, " in the canary; rollout halted, %d targets held", e.Held)
+	}
 	for i, f := range e.Failed {
 		if i == 3 {
 			fmt.Fprintf(&b, "; and %d more", len(e.Failed)-i)
@@ -132,8 +148,13 @@ func (e *FailedError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns ErrFailed.
-func (e *FailedError) Unwrap() error { return ErrFailed }
+// Unwrap returns ErrFailed, and ErrHalted when the rollout was halted.
+func (e *FailedError) Unwrap() []error {
+	if e.Held > 0 {
+		return []error{ErrFailed, ErrHalted}
+	}
+	return []error{ErrFailed}
+}
 
 // Options select and shape one run.
 type Options struct {
@@ -147,7 +168,24 @@ type Options struct {
 	// Progress, when set, is called once per target as it finishes, with
 	// the number of targets done and in all. Calls are serialized.
 	Progress func(done, total int, r Result)
+	// Canary, when above zero, migrates at most this many targets first
+	// (in target order, among those with work to do and, with CanaryTier,
+	// of that tier), and goes on with the rest only if the canary's
+	// failures stay within MaxFailureRate; otherwise the rest are reported
+	// as StatusHeld and Up returns an error matching ErrHalted. Default 0:
+	// no canary.
+	Canary int
+	// CanaryTier, when set, makes the canary the targets of tenants of this
+	// tier (at most Canary of them when Canary is above zero). Default: any
+	// tier.
+	CanaryTier string
+	// MaxFailureRate is the share of canary targets, from 0 to 1, that may
+	// fail before the rollout halts. Default 0: any failure halts it.
+	MaxFailureRate float64
 }
+
+// canary reports whether opts ask for a canary.
+func (o Options) canary() bool { return o.Canary > 0 || o.CanaryTier != "" }
 
 // New checks cfg and reads the migration set's versions.
 func New(cfg Config) (*Runner, error) {
@@ -164,7 +202,14 @@ func New(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Runner{cfg: cfg, latest: latest}, nil
+	entries, _ := fs.ReadDir(cfg.Migrations, ".")
+	var count int64
+	for _, e := range entries {
+		if !e.IsDir() && path.Ext(e.Name()) == ".sql" {
+			count++
+		}
+	}
+	return &Runner{cfg: cfg, latest: latest, count: count}, nil
 }
 
 // Latest returns the highest version of the migration set.
@@ -229,6 +274,9 @@ func (r *Runner) tenants(ctx context.Context, identifier string) ([]*tenancy.Ten
 // (the store or journal unreachable) come without a report.
 func (r *Runner) Up(ctx context.Context, opts Options) (*Report, error) {
 	start := time.Now()
+	if opts.Canary < 0 || opts.MaxFailureRate < 0 || opts.MaxFailureRate > 1 {
+		return nil, fmt.Errorf("migrate: canary %d and max failure rate %v: the canary must not be negative, the rate must be from 0 to 1", opts.Canary, opts.MaxFailureRate)
+	}
 	tenants, err := r.tenants(ctx, opts.Tenant)
 	if err != nil {
 		return nil, err
@@ -261,17 +309,9 @@ func (r *Runner) Up(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(r.cfg.Concurrency, max(1, len(targets))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				finish(i, r.migrate(ctx, targets[i], opts.DryRun))
-			}
-		}()
-	}
+	// Targets the journal says are current are skipped without being
+	// opened; the others are migrated, the canary's first.
+	var pending []int
 	for i, t := range targets {
 		// A record of another tenant under the same key (a purged
 		// identifier reused) says nothing about this one.
@@ -279,24 +319,85 @@ func (r *Runner) Up(ctx context.Context, opts Options) (*Report, error) {
 			finish(i, Result{Target: t.Key, TenantID: tenantID(t), Identifier: identifier(t), From: rec.Version, To: rec.Version, Status: StatusSkipped})
 			continue
 		}
-		select {
-		case work <- i:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
+		pending = append(pending, i)
 	}
-	close(work)
-	wg.Wait()
+	held := 0
+	if opts.canary() {
+		canary, rest := splitCanary(targets, pending, opts)
+		r.run(ctx, targets, canary, opts.DryRun, records, finish)
+		failed := 0
+		for _, i := range canary {
+			if report.Results[i].Status == StatusFailed {
+				failed++
+			}
+		}
+		if len(canary) > 0 && float64(failed) > opts.MaxFailureRate*float64(len(canary)) {
+			for _, i := range rest {
+				t := targets[i]
+				finish(i, Result{Target: t.Key, TenantID: tenantID(t), Identifier: identifier(t), Status: StatusHeld})
+			}
+			held = len(rest)
+			rest = nil
+		}
+		pending = rest
+	}
+	r.run(ctx, targets, pending, opts.DryRun, records, finish)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("migrate: %w", ctx.Err())
 	}
 	report.Duration = time.Since(start)
 	if failed := report.Failed(); len(failed) > 0 {
-		return report, &FailedError{Failed: failed, Total: len(report.Results)}
+		return report, &FailedError{Failed: failed, Total: len(report.Results), Held: held}
 	}
 	return report, nil
+}
+
+// splitCanary splits the pending target indexes into the canary and the
+// rest, keeping target order in both.
+func splitCanary(targets []isolation.Target, pending []int, opts Options) (canary, rest []int) {
+	for _, i := range pending {
+		t := targets[i]
+		in := opts.CanaryTier == "" || (t.Tenant != nil && t.Tenant.Tier == opts.CanaryTier)
+		if in && (opts.Canary <= 0 || len(canary) < opts.Canary) {
+			canary = append(canary, i)
+			continue
+		}
+		rest = append(rest, i)
+	}
+	return canary, rest
+}
+
+// run migrates the targets at the given indexes with a bounded pool of
+// workers, each taking the next target when free.
+func (r *Runner) run(ctx context.Context, targets []isolation.Target, indexes []int, dryRun bool, records map[string]Record, finish func(int, Result)) {
+	if len(indexes) == 0 {
+		return
+	}
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(r.cfg.Concurrency, len(indexes)) {
+		wg.Go(func() {
+			for i := range work {
+				t := targets[i]
+				rec, ok := records[t.Key]
+				// The journal's word that the target is current and
+				// finished; the target is still checked.
+				finished := ok && rec.Status == StatusOK && rec.Version == r.latest && rec.TenantID == tenantID(t)
+				finish(i, r.migrate(ctx, t, dryRun, finished))
+			}
+		})
+	}
+	defer func() {
+		close(work)
+		wg.Wait()
+	}()
+	for _, i := range indexes {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func ownTargets(targets []isolation.Target) []isolation.Target {
@@ -318,8 +419,11 @@ func identifier(t isolation.Target) string {
 }
 
 // migrate brings one target to the latest version under its lock and
-// records the outcome.
-func (r *Runner) migrate(ctx context.Context, t isolation.Target, dryRun bool) Result {
+// records the outcome. finished says the journal records the target as
+// current and finished (its grants applied): then, if the target's own
+// version table agrees, it is reported current with no further work (the
+// Verify path).
+func (r *Runner) migrate(ctx context.Context, t isolation.Target, dryRun, finished bool) Result {
 	start := time.Now()
 	res := Result{Target: t.Key, TenantID: tenantID(t), Identifier: identifier(t)}
 	var lease Lease
@@ -349,29 +453,43 @@ func (r *Runner) migrate(ctx context.Context, t isolation.Target, dryRun bool) R
 		return fail(fmt.Errorf("open target: %w", err))
 	}
 	defer db.Close()
-	provider, err := goose.NewProvider(gooseDialect(t.Dialect), db, r.cfg.Migrations,
-		goose.WithDisableGlobalRegistry(true), goose.WithSlog(discard), goose.WithTableName(isolation.VersionTable))
-	if err != nil {
-		return fail(fmt.Errorf("load migrations: %w", err))
-	}
-	if res.From, err = provider.GetDBVersion(ctx); err != nil {
-		return fail(fmt.Errorf("read version: %w", err))
-	}
-	res.To = res.From
-	if dryRun {
-		res.Status = StatusCurrent
-		if res.From < r.latest {
-			res.Status, res.To = StatusPending, r.latest
+	current := false
+	if finished && !dryRun {
+		// One query instead of goose's several: every migration of the
+		// set applied, the highest the latest.
+		var version, applied int64
+		err := db.QueryRowContext(ctx, "SELECT coalesce(max(version_id), 0), count(DISTINCT version_id) FILTER (WHERE version_id > 0) FROM "+isolation.VersionTable).Scan(&version, &applied)
+		if err == nil && version == r.latest && applied == r.count {
+			res.From, res.To, current = version, version, true
 		}
-		res.Duration = time.Since(start)
-		return res
 	}
-	applied, upErr := provider.Up(ctx)
-	if res.To, err = provider.GetDBVersion(ctx); err != nil && upErr == nil {
-		upErr = err
-	}
-	if upErr != nil {
-		return fail(migrationError(upErr))
+	var applied []*goose.MigrationResult
+	if !current {
+		provider, err := goose.NewProvider(gooseDialect(t.Dialect), db, r.cfg.Migrations,
+			goose.WithDisableGlobalRegistry(true), goose.WithSlog(discard), goose.WithTableName(isolation.VersionTable))
+		if err != nil {
+			return fail(fmt.Errorf("load migrations: %w", err))
+		}
+		if res.From, err = provider.GetDBVersion(ctx); err != nil {
+			return fail(fmt.Errorf("read version: %w", err))
+		}
+		res.To = res.From
+		if dryRun {
+			res.Status = StatusCurrent
+			if res.From < r.latest {
+				res.Status, res.To = StatusPending, r.latest
+			}
+			res.Duration = time.Since(start)
+			return res
+		}
+		var upErr error
+		applied, upErr = provider.Up(ctx)
+		if res.To, err = provider.GetDBVersion(ctx); err != nil && upErr == nil {
+			upErr = err
+		}
+		if upErr != nil {
+			return fail(migrationError(upErr))
+		}
 	}
 	// Grants are idempotent and cheap: run them on every opened target, so
 	// that a failure here is repaired by the next run.
@@ -385,6 +503,10 @@ func (r *Runner) migrate(ctx context.Context, t isolation.Target, dryRun bool) R
 		res.Status = StatusMigrated
 	}
 	res.Duration = time.Since(start)
+	if current {
+		// The journal already records this outcome.
+		return res
+	}
 	if err := lease.Commit(ctx, Record{Target: t.Key, TenantID: res.TenantID, From: res.From, Version: res.To, Status: StatusOK, Duration: res.Duration}); err != nil {
 		lease = nil
 		return fail(fmt.Errorf("record result: %w", err))

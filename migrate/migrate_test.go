@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/internal/testenv"
@@ -500,4 +501,182 @@ func TestForgetAndResidue(t *testing.T) {
 		t.Fatalf("the other tenant's record: %q, %v", left, err)
 	}
 	must(t, r.Forget(ctx, gone)) // twice is fine
+}
+
+// plantFailure makes migration 002 (CREATE TABLE tags) fail in tn's schema,
+// as a tenant whose schema drifted would.
+func plantFailure(t *testing.T, e *pgEnv, p *postgres.Schema, tn *tenancy.Tenant) {
+	t.Helper()
+	name, err := p.SchemaName(tn)
+	must(t, err)
+	_, err = e.pool.Exec(context.Background(), "CREATE TABLE "+name+".tags (drifted int)")
+	must(t, err)
+}
+
+// TestCanary plants a failing migration in some tenants and checks that a
+// canary run stops the rollout when its failure rate is exceeded, naming
+// the failed tenants and opening none of the held ones, and goes on when
+// the failures stay within the rate.
+func TestCanary(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		opts migrate.Options
+		// plant lists the tenants (by index) whose migration 002 fails.
+		plant      []int
+		wantHalt   bool
+		wantOpened int64
+		// wantFailed lists the tenants (by index) reported failed.
+		wantFailed []int
+	}{
+		{name: "canary fails, rollout halts", opts: migrate.Options{Canary: 3}, plant: []int{1, 5},
+			wantHalt: true, wantOpened: 3, wantFailed: []int{1}},
+		{name: "failures within the rate, rollout goes on", opts: migrate.Options{Canary: 3, MaxFailureRate: 0.5}, plant: []int{1, 5},
+			wantOpened: 6, wantFailed: []int{1, 5}},
+		{name: "two of three fail, above the rate", opts: migrate.Options{Canary: 3, MaxFailureRate: 0.5}, plant: []int{0, 2, 4},
+			wantHalt: true, wantOpened: 3, wantFailed: []int{0, 2}},
+		{name: "tier canary fails", opts: migrate.Options{CanaryTier: "starter"}, plant: []int{3},
+			wantHalt: true, wantOpened: 3, wantFailed: []int{3}},
+		{name: "tier canary passes", opts: migrate.Options{CanaryTier: "starter", Canary: 2}, plant: []int{4},
+			wantOpened: 6, wantFailed: []int{4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newPGEnv(t, 6)
+			p, err := postgres.NewSchema(ctx, e.pool, postgres.SchemaConfig{})
+			must(t, err)
+			initAll(t, p, e.tenants)
+			for _, i := range tt.plant {
+				plantFailure(t, e, p, e.tenants[i])
+			}
+			targets := &countingTargets{Migratable: p}
+			report, err := runner(t, pgMigrations(3), targets, e.store, e.journal).Up(ctx, tt.opts)
+			if report == nil {
+				t.Fatalf("no report: %v", err)
+			}
+			if !errors.Is(err, migrate.ErrFailed) || errors.Is(err, migrate.ErrHalted) != tt.wantHalt {
+				t.Fatalf("err = %v, want ErrFailed, and ErrHalted: %v", err, tt.wantHalt)
+			}
+			if got := targets.opened.Load(); got != tt.wantOpened {
+				t.Errorf("opened %d targets, want %d", got, tt.wantOpened)
+			}
+			var failed []string
+			for _, res := range report.Failed() {
+				failed = append(failed, res.Identifier)
+				if !strings.Contains(res.Error, "002_step.sql") {
+					t.Errorf("%s: error %q does not name the migration", res.Identifier, res.Error)
+				}
+			}
+			var want []string
+			for _, i := range tt.wantFailed {
+				want = append(want, e.tenants[i].Identifier)
+				if !strings.Contains(err.Error(), e.tenants[i].Identifier) {
+					t.Errorf("error %q does not name %s", err, e.tenants[i].Identifier)
+				}
+			}
+			if strings.Join(failed, ",") != strings.Join(want, ",") {
+				t.Errorf("failed %v, want %v", failed, want)
+			}
+			held := report.Count(migrate.StatusHeld)
+			if tt.wantHalt != (held > 0) || held+int(tt.wantOpened) != len(e.tenants) {
+				t.Errorf("%d held, %d opened of %d", held, tt.wantOpened, len(e.tenants))
+			}
+			// A held tenant was never touched: its schema has no version
+			// table.
+			for _, res := range report.Results {
+				if res.Status != migrate.StatusHeld {
+					continue
+				}
+				var n int
+				must(t, e.pool.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'tenant_' || replace($1, '-', '_') AND tablename = $2", res.Identifier, isolation.VersionTable).Scan(&n))
+				if n != 0 {
+					t.Errorf("held tenant %s has a version table", res.Identifier)
+				}
+			}
+			// The next run without a canary migrates the held ones.
+			if tt.wantHalt {
+				report, _ = runner(t, pgMigrations(3), targets, e.store, e.journal).Up(ctx, migrate.Options{})
+				if report.Count(migrate.StatusHeld) != 0 || len(report.Failed()) != len(tt.plant) {
+					t.Errorf("rerun: %d held, %d failed, want 0 and %d", report.Count(migrate.StatusHeld), len(report.Failed()), len(tt.plant))
+				}
+			}
+		})
+	}
+}
+
+func TestCanaryBadOptions(t *testing.T) {
+	t.Parallel()
+	r, err := migrate.New(migrate.Config{Migrations: pgMigrations(1), Targets: &countingTargets{}, Store: memstore.New(), Journal: &migrate.PostgresJournal{}})
+	must(t, err)
+	for _, opts := range []migrate.Options{{Canary: -1}, {Canary: 1, MaxFailureRate: 1.5}, {MaxFailureRate: -0.1}} {
+		if _, err := r.Up(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "rate must be from 0 to 1") {
+			t.Errorf("Up(%+v) = %v, want a clear error", opts, err)
+		}
+	}
+}
+
+// TestSessionReset migrates schema targets on borrowed pool connections
+// with migrations that change their session (a setting, a temporary
+// table, the role), and checks that the connection goes back to the pool
+// as it was: none of it, nor the target's search path, tenant or
+// asynchronous commits, reaches the next borrower.
+func TestSessionReset(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newPGEnv(t, 3)
+	pool := testenv.Pool(t, e.dsn, func(c *pgxpool.Config) { c.MaxConns = 1 })
+	p, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{})
+	must(t, err)
+	initAll(t, p, e.tenants)
+	var before string
+	must(t, pool.QueryRow(ctx, "SELECT current_setting('search_path')").Scan(&before))
+	fsys := fstest.MapFS{"001_leaky.sql": &fstest.MapFile{Data: []byte(`-- +goose Up
+CREATE TABLE notes (id int);
+SELECT set_config('app.leak', 'yes', false);
+CREATE TEMP TABLE leak (x int);
+SET ROLE ` + postgres.DefaultRole + `;
+RESET ROLE;
+SET SESSION statement_timeout = '1234';
+`)}}
+	journal, err := migrate.NewPostgresJournal(ctx, e.pool, "tenancy")
+	must(t, err)
+	report, err := runner(t, fsys, p, e.store, journal).Up(ctx, migrate.Options{})
+	must(t, err)
+	if report.Count(migrate.StatusMigrated) != 3 {
+		t.Fatalf("migrated %d of 3: %+v", report.Count(migrate.StatusMigrated), report.Results)
+	}
+	var path, leak, tenant, sync, timeout string
+	var temps int
+	must(t, pool.QueryRow(ctx, `SELECT current_setting('search_path'), coalesce(current_setting('app.leak', true), ''),
+	coalesce(current_setting('`+postgres.TenantSetting+`', true), ''), current_setting('synchronous_commit'), current_setting('statement_timeout'),
+	(SELECT count(*) FROM pg_class WHERE relpersistence = 't' AND relname = 'leak')`).Scan(&path, &leak, &tenant, &sync, &timeout, &temps))
+	if path != before || leak != "" || tenant != "" || sync != "on" || timeout == "1234ms" || temps != 0 {
+		t.Errorf("the pooled connection kept session state: search_path %q (was %q), app.leak %q, tenant %q, synchronous_commit %s, statement_timeout %s, %d temp tables",
+			path, before, leak, tenant, sync, timeout, temps)
+	}
+}
+
+// TestSmallSharedPool runs the journal's locks and the targets on one pool
+// with fewer connections than the run needs at once: the run slows down
+// but completes.
+func TestSmallSharedPool(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := newPGEnv(t, 4)
+	pool := testenv.Pool(t, e.dsn, func(c *pgxpool.Config) { c.MaxConns = 2 })
+	p, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{})
+	must(t, err)
+	initAll(t, p, e.tenants)
+	journal, err := migrate.NewPostgresJournal(ctx, pool, "tenancy")
+	must(t, err)
+	r, err := migrate.New(migrate.Config{Migrations: pgMigrations(2), Targets: p, Store: e.store, Journal: journal, Concurrency: 3})
+	must(t, err)
+	report, err := r.Up(ctx, migrate.Options{})
+	must(t, err)
+	if report.Count(migrate.StatusMigrated) != 4 {
+		t.Fatalf("migrated %d of 4", report.Count(migrate.StatusMigrated))
+	}
 }

@@ -23,6 +23,8 @@ type options struct {
 	sqliteDir string
 	stmtCache int
 	prefix    string
+	// partitions is postgres.SchemaConfig.Partitions of schema mode.
+	partitions int
 }
 
 func main() {
@@ -34,6 +36,7 @@ func main() {
 	flag.StringVar(&o.sqliteDir, "sqlite-dir", "", "directory of the tenants' SQLite files (sqlite mode)")
 	flag.StringVar(&o.prefix, "prefix", "", "tenant schema name prefix (schema, hybrid; default the library's)")
 	flag.IntVar(&o.stmtCache, "stmt-cache", 0, "isolation/postgres Config.StatementCacheCapacity (0: the library default)")
+	flag.IntVar(&o.partitions, "partitions", 0, "schema mode: isolation/postgres SchemaConfig.Partitions (0: one pool)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -96,7 +96,7 @@ func open(ctx context.Context, o options, logger *slog.Logger) (*backend, error)
 		}
 		n = &libNotes{p: p}
 	case "schema":
-		p, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{Config: pgCfg, Prefix: o.prefix})
+		p, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{Config: pgCfg, Prefix: o.prefix, Partitions: o.partitions})
 		if err != nil {
 			b.close()
 			return nil, err

@@ -101,6 +101,27 @@
 // tenant role must be able to log in; one role is shared by all tenants,
 // and Citus keys its worker connections by role. The doctor, on a
 // coordinator, also compares every shard's policies with its table's.
+
+// # Many tenant schemas: memory and warm-up
+//
+// A PostgreSQL backend caches the catalog entries of every table it has
+// touched and keeps every statement prepared on it, for its whole life.
+// Measured on PostgreSQL 15 (pg_backend_memory_contexts, one backend,
+// schemas holding one table with three indexes and a policy, the read and
+// list statements of the load harness run in each):
+//
+//	backend memory ≈ 1.4 MB + schemas seen × (19 KB + prepared statements per schema × 11 KB)
+//
+// that is 20 MB after 1,000 schemas without prepared statements and 54 MB
+// with three prepared per schema; at 10,000 schemas, about 520 MB per
+// backend, times the pool size. Each connection of a pool serving every
+// tenant sees every schema, and after a start each of them prepares every
+// statement for every schema once. SchemaConfig.Partitions splits the pool
+// so that each backend sees only the schemas of its partition (schemas seen
+// = tenants / Partitions), at the price of fewer connections for each
+// tenant when the load is uneven. Migration targets on the pool's own
+// database borrow its connections for their sessions and give them back
+// reset (DISCARD ALL).
 //
 // Doctor inspects a live database for what would let tenants reach each
 // other's rows and reports it.

@@ -126,6 +126,7 @@ type strategy struct {
 var strategies = []strategy{
 	{name: "rls", open: openRLS},
 	{name: "schema", open: openSchema},
+	{name: "schema-partitioned", open: openSchemaPartitioned},
 	{name: "database", open: openDatabase},
 	{name: "hybrid", open: openHybrid},
 }
@@ -184,6 +185,19 @@ func openSchema(t testing.TB, e env, dsn string, tenants []*tenancy.Tenant, pool
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// openSchemaPartitioned is openSchema with the pool split in two
+// partitions.
+func openSchemaPartitioned(t testing.TB, e env, dsn string, tenants []*tenancy.Tenant, poolCfg func(*pgxpool.Config)) isolation.Provider {
+	t.Helper()
+	openSchema(t, e, e.owner, tenants, nil)
+	p, err := postgres.NewSchema(context.Background(), testenv.Pool(t, dsn, poolCfgOrNil(poolCfg)...), postgres.SchemaConfig{Config: pgConfig(dsn), Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
 	return p
 }
 

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/isolation"
@@ -16,6 +17,18 @@ type SchemaConfig struct {
 	// Prefix starts every tenant schema name; see isolation.Name.
 	// Default isolation.DefaultPrefix ("tenant_").
 	Prefix string
+	// Partitions, when above one, splits the connections of the provider's
+	// own pool (tenants without a Placement) into that many pools, each of
+	// MaxConns/Partitions connections (at least one), and runs each
+	// tenant's statements in the pool its ID hashes to. Each server
+	// process then sees only its partition's schemas: it caches the catalog
+	// entries and prepares the statements of 1/Partitions of the tenants,
+	// which shortens the warm-up after a start and bounds the server memory
+	// per connection (see the package documentation). The partition pools
+	// are opened from the pool's configuration and closed by Close; the
+	// pool itself keeps serving provisioning, migrations and Pool.
+	// Default 0: one pool.
+	Partitions int
 }
 
 // Schema gives every tenant its own schema. Each statement runs with the
@@ -31,6 +44,8 @@ type Schema struct {
 	servers map[string]*server
 	scopes  scopeCache
 	prefix  string
+	// parts are the partitions of the default server, when configured.
+	parts []*server
 }
 
 var _ isolation.Provider = (*Schema)(nil)
@@ -49,7 +64,40 @@ func NewSchema(ctx context.Context, pool *pgxpool.Pool, cfg SchemaConfig) (*Sche
 	}
 	p := &Schema{servers: servers, prefix: cfg.Prefix}
 	p.core = core{cfg: cfg.Config, strat: p}
+	if cfg.Partitions < 0 {
+		return nil, fmt.Errorf("tenancy: %d partitions: must not be negative", cfg.Partitions)
+	}
+	if cfg.Partitions > 1 {
+		def := servers[""]
+		conns := max(1, def.pool.Config().MaxConns/int32(cfg.Partitions))
+		for range cfg.Partitions {
+			pc := def.pool.Config().Copy()
+			pc.MaxConns, pc.MinConns = conns, min(pc.MinConns, conns)
+			part, err := pgxpool.NewWithConfig(ctx, pc)
+			if err != nil {
+				p.Close()
+				return nil, fmt.Errorf("tenancy: open partition pool: %w", err)
+			}
+			p.parts = append(p.parts, &server{pool: part, exec: &executor{named: def.exec.named, capacity: def.exec.capacity}, path: def.path})
+		}
+	}
 	return p, nil
+}
+
+// Close closes the partition pools, if any; the pools the provider was
+// given stay open.
+func (p *Schema) Close() {
+	for _, s := range p.parts {
+		s.pool.Close()
+	}
+}
+
+// partition returns the server of t's partition: a hash of its ID picks
+// one, the same in every process.
+func (p *Schema) partition(t *tenancy.Tenant) *server {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(t.ID))
+	return p.parts[h.Sum32()%uint32(len(p.parts))]
 }
 
 func (p *Schema) locate(_ context.Context, t *tenancy.Tenant) (location, error) {
@@ -59,6 +107,9 @@ func (p *Schema) locate(_ context.Context, t *tenancy.Tenant) (location, error) 
 	srv, err := serverFor(p.servers, t)
 	if err != nil {
 		return location{}, err
+	}
+	if len(p.parts) > 0 && t.Placement == "" {
+		srv = p.partition(t)
 	}
 	sc, err := p.scopes.get(t, func() (*scope, error) {
 		name, err := isolation.Name(p.prefix, t.Identifier)
