@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-tenancy/tenancy/isolation/postgres"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Sum is a table's row count and checksum: the sum, as a decimal, of the
@@ -59,16 +58,19 @@ func pairTables(ctx context.Context, src, dst postgres.Place) ([]pair, error) {
 		}
 		out = append(out, pair{src: s, dst: d, cols: cols})
 	}
-	for _, s := range byName {
-		sum, err := checksum(ctx, src.Pool, src, s, s.Columns)
-		if err != nil {
-			return nil, err
+	err = inTenant(ctx, src, func(tx pgx.Tx) error {
+		for _, s := range byName {
+			sum, err := checksum(ctx, tx, src, s, s.Columns)
+			if err != nil {
+				return err
+			}
+			if sum.Rows > 0 {
+				return fmt.Errorf("move: table %s holds %d rows of the tenant and %s has no table %q", s.Sanitized(), sum.Rows, dst, s.Name)
+			}
 		}
-		if sum.Rows > 0 {
-			return nil, fmt.Errorf("move: table %s holds %d rows of the tenant and %s has no table %q", s.Sanitized(), sum.Rows, dst, s.Name)
-		}
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 func columnList(cols []string) string {
@@ -143,13 +145,4 @@ func copyTable(ctx context.Context, src pgx.Tx, srcPl postgres.Place, dst pgx.Tx
 		err = fmt.Errorf("read %s: %w", p.src.Sanitized(), srcErr)
 	}
 	return tag, err
-}
-
-// copyIn loads rows in COPY's text format into t.
-func copyIn(ctx context.Context, c *pgconn.PgConn, r io.Reader, t postgres.Table, cols []string) (int64, error) {
-	tag, err := c.CopyFrom(ctx, r, "COPY "+t.Sanitized()+" ("+columnList(cols)+") FROM STDIN")
-	if err != nil {
-		return 0, fmt.Errorf("write %s: %w", t.Sanitized(), err)
-	}
-	return tag.RowsAffected(), nil
 }

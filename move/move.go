@@ -438,13 +438,16 @@ func copyPairs(ctx context.Context, id string, src, dst postgres.Place, pairs []
 func sums(ctx context.Context, src, dst postgres.Place, pairs []pair) (s, d []Sum, err error) {
 	side := func(pl postgres.Place, pick func(pair) postgres.Table) ([]Sum, error) {
 		out := make([]Sum, len(pairs))
-		for i, p := range pairs {
-			var err error
-			if out[i], err = checksum(ctx, pl.Pool, pl, pick(p), p.cols); err != nil {
-				return nil, err
+		err := inTenant(ctx, pl, func(tx pgx.Tx) error {
+			for i, p := range pairs {
+				var err error
+				if out[i], err = checksum(ctx, tx, pl, pick(p), p.cols); err != nil {
+					return err
+				}
 			}
-		}
-		return out, nil
+			return nil
+		})
+		return out, err
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -506,14 +509,17 @@ func sumAll(ctx context.Context, dst postgres.Place) (map[string]Sum, error) {
 		return nil, err
 	}
 	out := map[string]Sum{}
-	for _, t := range tables {
-		s, err := checksum(ctx, dst.Pool, dst, t, t.Columns)
-		if err != nil {
-			return nil, err
+	err = inTenant(ctx, dst, func(tx pgx.Tx) error {
+		for _, t := range tables {
+			s, err := checksum(ctx, tx, dst, t, t.Columns)
+			if err != nil {
+				return err
+			}
+			out[t.Name] = s
 		}
-		out[t.Name] = s
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // remove deletes the tenant's data at pl: its rows of the shared tables, or
@@ -529,10 +535,18 @@ func remove(ctx context.Context, pl postgres.Place) error {
 	if err != nil {
 		return err
 	}
+	return inTenant(ctx, pl, func(tx pgx.Tx) error { return clear(ctx, tx, pl, tables) })
+}
+
+// inTenant runs fn in a transaction at pl with the tenant set, so that
+// under FORCE ROW LEVEL SECURITY the policies admit the tenant's rows to a
+// connecting role that owns the tables: without it, such a role would see
+// no row at all, and every count and checksum would be zero.
+func inTenant(ctx context.Context, pl postgres.Place, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, pl.Pool, func(tx pgx.Tx) error {
 		if err := setTenant(ctx, tx, pl.TenantID()); err != nil {
 			return err
 		}
-		return clear(ctx, tx, pl, tables)
+		return fn(tx)
 	})
 }

@@ -442,3 +442,33 @@ func TestFenceHoldsOnlyTheMovingTenant(t *testing.T) {
 		t.Fatalf("%d items, want 2", i)
 	}
 }
+
+// The database/sql connector's statements and transactions wait on the
+// fence too.
+func TestFenceHoldsTheSQLDriver(t *testing.T) {
+	t.Parallel()
+	f := setup(t, 300*time.Millisecond)
+	ctx := context.Background()
+	a := f.tenant(t, "sqlfrozen", starter, 1)
+	db, err := postgres.OpenDB(f.hybrid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key := postgres.FenceKey(tenancy.IsolationRLS, "", a.ID)
+	conn, err := f.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", key[0], key[1]); err != nil {
+		t.Fatal(err)
+	}
+	tctx := tenancy.WithTenant(ctx, a)
+	if _, err := db.ExecContext(tctx, "INSERT INTO items (id, val) VALUES (99, 'x')"); !errors.Is(err, tenancy.ErrTenantMoving) {
+		t.Fatalf("statement of the frozen tenant: %v", err)
+	}
+	if _, err := db.BeginTx(tctx, nil); !errors.Is(err, tenancy.ErrTenantMoving) {
+		t.Fatalf("transaction of the frozen tenant: %v", err)
+	}
+}
