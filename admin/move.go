@@ -231,4 +231,3 @@ func printManifest(w io.Writer, verb string, t *tenancy.Tenant, man *move.Manife
 	}
 	fmt.Fprintf(w, "%s %s: %d tables, %d rows, verified\n", verb, t.Identifier, len(man.Tables), rows)
 }
-

@@ -60,7 +60,7 @@ type fixture struct {
 	mover  move.Mover
 }
 
-func setup(t *testing.T, freeze time.Duration) *fixture {
+func setup(t testing.TB, freeze time.Duration) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dsn := testenv.NewDatabase(t)
@@ -133,7 +133,7 @@ func (f *fixture) prepare(ctx context.Context, t *tenancy.Tenant) error {
 	})
 }
 
-func (f *fixture) tenant(t *testing.T, ident, tier string, rows int) *tenancy.Tenant {
+func (f *fixture) tenant(t testing.TB, ident, tier string, rows int) *tenancy.Tenant {
 	t.Helper()
 	ctx := context.Background()
 	tn, err := f.store.Create(ctx, &tenancy.Tenant{ID: "t-" + ident, Identifier: ident, Name: ident, Tier: tier})

@@ -426,7 +426,7 @@ type results struct {
 	pipe   *pgconn.Pipeline
 	st     *connState
 	qs     []query
-	skip   int // leading results (deallocations, tenant statement) not read yet
+	skip   int  // leading results (deallocations, tenant statement) not read yet
 	fenced bool // the last leading result is the tenant statement's
 	next   int
 	err    error
