@@ -13,6 +13,13 @@
 // once; TENANCY_CACHE_PREFIX must then match their cache prefix (default
 // "tenancy:").
 //
+// DATABASE_URLS lists the PostgreSQL servers tenants are placed on, as
+// name=postgres://... entries separated by commas or line breaks (see
+// postgres.ParseServers), such as "eu=postgres://app@db-eu/app". Its
+// "default" entry, or DATABASE_URL, is the default server: it holds the
+// tenant store and the tenants without a placement. The doctor then
+// inspects every server, and reports tenants whose placement names none.
+//
 // TENANCY_APP_ROLE names the role the service's requests connect as, for
 // the doctor to check (default: DATABASE_URL's user) and for setup, which
 // prints the SQL that creates it, DATABASE_URL's user as the owner, the
@@ -69,16 +76,20 @@ const connectTimeout = 10 * time.Second
 // open builds the environment from DATABASE_URL and REDIS_URL. Messages
 // never repeat a URL: it may hold a password.
 func open(ctx context.Context, c admin.Connect) (*admin.Env, error) {
+	servers, err := serverMap(c.DatabaseURL, os.Getenv("DATABASE_URLS"))
+	if err != nil {
+		return nil, err
+	}
 	url := c.DatabaseURL
-	var (
-		env *admin.Env
-		err error
-	)
+	if servers != nil {
+		url = servers[""]
+	}
+	var env *admin.Env
 	switch {
 	case url == "":
 		return nil, errors.New("set DATABASE_URL (a postgres:// URL, or sqlite:PATH) or pass --database-url")
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		env, err = openPostgres(ctx, url, c.ReadOnly)
+		env, err = openPostgres(ctx, url, servers, c.ReadOnly)
 	case strings.HasPrefix(url, "sqlite:"):
 		env, err = openSQLite(ctx, strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//"))
 	case strings.HasSuffix(url, ".db"):
@@ -99,7 +110,30 @@ func open(ctx context.Context, c admin.Connect) (*admin.Env, error) {
 	return env, nil
 }
 
-func openPostgres(ctx context.Context, url string, readOnly bool) (*admin.Env, error) {
+// serverMap reads DATABASE_URLS, with databaseURL as its default server
+// unless it names one itself. Nil when DATABASE_URLS is unset.
+func serverMap(databaseURL, urls string) (map[string]string, error) {
+	if strings.TrimSpace(urls) == "" {
+		return nil, nil
+	}
+	servers, err := postgres.ParseServers(urls)
+	if err != nil && databaseURL != "" {
+		// No default entry: DATABASE_URL is the default server.
+		withDefault, err2 := postgres.ParseServers(postgres.DefaultServer + "=" + databaseURL + "\n" + urls)
+		if err2 == nil {
+			return withDefault, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URLS: %w", err)
+	}
+	if databaseURL != "" && databaseURL != servers[""] {
+		return nil, errors.New("DATABASE_URL and the default server of DATABASE_URLS differ: set one of them")
+	}
+	return servers, nil
+}
+
+func openPostgres(ctx context.Context, url string, servers map[string]string, readOnly bool) (*admin.Env, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL URL")
@@ -130,13 +164,38 @@ func openPostgres(ctx context.Context, url string, readOnly bool) (*admin.Env, e
 		pool.Close()
 		return nil, err
 	}
+	doctorCfg := postgres.DoctorConfig{AppRole: os.Getenv("TENANCY_APP_ROLE")}
+	doctor := func(ctx context.Context) (*postgres.Report, error) {
+		return postgres.Doctor(ctx, pool, doctorCfg)
+	}
+	closeAll := pool.Close
+	if len(servers) > 1 {
+		others := make(map[string]string, len(servers)-1)
+		for name, u := range servers {
+			if name != "" {
+				others[name] = u
+			}
+		}
+		placed, err := openOthers(ctx, others)
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		placed[""] = pool
+		closeAll = placed.Close
+		doctor = func(ctx context.Context) (*postgres.Report, error) {
+			tenants, err := allTenants(ctx, store)
+			if err != nil {
+				return nil, err
+			}
+			return postgres.DoctorServers(ctx, placed, doctorCfg, tenants)
+		}
+	}
 	return &admin.Env{
 		Store:      store,
 		Persistent: true,
-		Doctor: func(ctx context.Context) (*postgres.Report, error) {
-			return postgres.Doctor(ctx, pool, postgres.DoctorConfig{AppRole: os.Getenv("TENANCY_APP_ROLE")})
-		},
-		Close: pool.Close,
+		Doctor:     doctor,
+		Close:      closeAll,
 	}, nil
 }
 
@@ -213,3 +272,39 @@ func setupConfig(c admin.Connect) (postgres.SetupConfig, error) {
 type silent struct{}
 
 func (silent) Printf(context.Context, string, ...any) {}
+
+// openOthers opens a pool on each server of DATABASE_URLS other than the
+// default, each checked with a ping.
+func openOthers(ctx context.Context, urls map[string]string) (postgres.Servers, error) {
+	servers, err := postgres.OpenServers(ctx, urls, func(_ string, cfg *pgxpool.Config) {
+		if cfg.ConnConfig.ConnectTimeout == 0 {
+			cfg.ConnConfig.ConnectTimeout = connectTimeout
+		}
+		cfg.MaxConns = 2
+	})
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URLS: %w", err)
+	}
+	if err := servers.Ping(ctx); err != nil {
+		servers.Close()
+		return nil, fmt.Errorf("DATABASE_URLS: %w", err)
+	}
+	return servers, nil
+}
+
+// allTenants lists every tenant of store, page by page.
+func allTenants(ctx context.Context, store tenancy.Store) ([]*tenancy.Tenant, error) {
+	var out []*tenancy.Tenant
+	after := ""
+	for {
+		page, err := store.List(ctx, tenancy.ListParams{After: after, Limit: tenancy.MaxListLimit})
+		if err != nil {
+			return nil, fmt.Errorf("list tenants: %w", err)
+		}
+		out = append(out, page...)
+		if len(page) < tenancy.MaxListLimit {
+			return out, nil
+		}
+		after = page[len(page)-1].Identifier
+	}
+}

@@ -74,7 +74,7 @@ func run(t *testing.T, env []string, args ...string) result {
 	cmd := exec.CommandContext(ctx, binary(t), args...)
 	for _, kv := range os.Environ() {
 		switch strings.SplitN(kv, "=", 2)[0] {
-		case "DATABASE_URL", "REDIS_URL", "TENANCY_CACHE_PREFIX", "TENANCY_BASE_DOMAIN", "TENANCY_APP_ROLE":
+		case "DATABASE_URL", "DATABASE_URLS", "REDIS_URL", "TENANCY_CACHE_PREFIX", "TENANCY_BASE_DOMAIN", "TENANCY_APP_ROLE":
 			continue
 		}
 		cmd.Env = append(cmd.Env, kv)
@@ -493,4 +493,45 @@ func TestReadOnlyCommandsNeedNoCreate(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "permission denied") {
 		t.Errorf("suspend as the read-only role: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// TestDoctorEveryServer: with DATABASE_URLS, the doctor inspects every
+// server, names the one each finding is on, and reports a tenant placed on
+// no configured server.
+func TestDoctorEveryServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := setup(t)
+	url2 := testenv.SecondDatabaseURL(t)
+	second := testenv.NewDatabaseOn(t, url2)
+	secPool := testenv.Pool(t, second)
+	testenv.EnsureRole(t, testenv.AppRole)
+	testenv.EnsureRoleOn(t, url2, testenv.AppRole)
+	for _, pool := range []*pgxpool.Pool{p.pool, secPool} {
+		if err := postgres.EnsureRole(ctx, pool, postgres.DefaultRole); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := secPool.Exec(ctx, "CREATE TABLE leaky (id int, tenant_id text)"); err != nil {
+		t.Fatal(err)
+	}
+	p.seed(t, &tenancy.Tenant{Identifier: "home", Name: "Home"},
+		&tenancy.Tenant{Identifier: "abroad", Name: "Abroad", Placement: "eu"},
+		&tenancy.Tenant{Identifier: "lost", Name: "Lost", Placement: "mars"})
+	env := append(p.env, "DATABASE_URLS=eu="+second, "TENANCY_APP_ROLE="+testenv.AppRole)
+	r := run(t, env, "doctor")
+	if r.code != 1 || r.stderr != "tenancy: doctor: 4 findings weaken tenant isolation\n" {
+		t.Errorf("doctor over two servers: exit %d, stderr %q, stdout:\n%s", r.code, r.stderr, r.stdout)
+	}
+	for _, w := range []string{"rls-disabled eu:public.leaky: ", "no-policy eu:public.leaky: ", `placement-unknown tenant lost: placement "mars"`} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("doctor output does not contain %q:\n%s", w, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "abroad") || strings.Contains(r.stdout, "default:public.leaky") {
+		t.Errorf("doctor blames what is sound:\n%s", r.stdout)
+	}
+
+	r = run(t, append(p.env, "DATABASE_URLS=eu=mysql://x"), "doctor")
+	r.wantError(t, 1, "tenancy: DATABASE_URLS: tenancy: server \"eu\" needs a postgres:// URL\n")
 }

@@ -1,6 +1,8 @@
 // Package testenv gives tests the real services they run against:
 // PostgreSQL from TEST_DATABASE_URL, Redis from TEST_REDIS_URL and PgBouncer
-// from TEST_PGBOUNCER_URL, each defaulting to the local server. A test whose
+// from TEST_PGBOUNCER_URL, each defaulting to the local server; a second
+// PostgreSQL server from TEST_DATABASE_URL2 and a Citus coordinator from
+// TEST_CITUS_URL, which have no default. A test whose
 // service does not answer is skipped with a message naming the variable,
 // except under CI=true, where it fails: CI never passes by skipping.
 package testenv
@@ -121,7 +123,85 @@ func RandomName(prefix string) string {
 // may not create temporary tables in it.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	admin := Admin(t)
+	return newDatabase(t, Admin(t), DatabaseURL())
+}
+
+// SecondDatabaseURL returns TEST_DATABASE_URL2, a superuser URL of a second
+// PostgreSQL server (tenants placed over two servers), after checking that
+// it answers. Unset, the test skips, or fails under CI=true.
+func SecondDatabaseURL(t testing.TB) string {
+	t.Helper()
+	return serviceURL(t, "second PostgreSQL server", "TEST_DATABASE_URL2")
+}
+
+// CitusURL returns TEST_CITUS_URL, a superuser URL of a Citus coordinator
+// with workers registered, after checking that it answers. Unset, the test
+// skips, or fails under CI=true.
+func CitusURL(t testing.TB) string {
+	t.Helper()
+	return serviceURL(t, "Citus coordinator", "TEST_CITUS_URL")
+}
+
+func serviceURL(t testing.TB, service, variable string) string {
+	t.Helper()
+	u := os.Getenv(variable)
+	if u == "" {
+		Unavailable(t, service, variable, fmt.Errorf("variable is unset"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, u)
+	if err == nil {
+		err = c.Ping(ctx)
+		_ = c.Close(ctx)
+	}
+	if err != nil {
+		Unavailable(t, service, variable, err)
+	}
+	return u
+}
+
+var secondAdmins sync.Map // URL -> *pgxpool.Pool
+
+// AdminOn returns a superuser pool on url (a server other than
+// TEST_DATABASE_URL's), shared by the tests of one package and never
+// closed.
+func AdminOn(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	if v, ok := secondAdmins.Load(url); ok {
+		return v.(*pgxpool.Pool)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatalf("parse DSN: %v", err)
+	}
+	cfg.MaxConns = 4
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open pool: %v", err)
+	}
+	if v, loaded := secondAdmins.LoadOrStore(url, p); loaded {
+		p.Close()
+		return v.(*pgxpool.Pool)
+	}
+	return p
+}
+
+// NewDatabaseOn is NewDatabase on the server of url (a superuser URL, such
+// as SecondDatabaseURL's).
+func NewDatabaseOn(t testing.TB, url string) string {
+	t.Helper()
+	return newDatabase(t, AdminOn(t, url), url)
+}
+
+// EnsureRoleOn is EnsureRole on the server of url.
+func EnsureRoleOn(t testing.TB, url, role string) {
+	t.Helper()
+	ensureRole(t, AdminOn(t, url), role)
+}
+
+func newDatabase(t testing.TB, admin *pgxpool.Pool, url string) string {
+	t.Helper()
 	name := RandomName("tenancy_test_")
 	ctx := context.Background()
 	ident := pgx.Identifier{name}.Sanitize()
@@ -138,7 +218,7 @@ func NewDatabase(t testing.TB) string {
 			t.Logf("drop database %s: %v", name, err)
 		}
 	})
-	return WithDatabase(DatabaseURL(), name)
+	return WithDatabase(url, name)
 }
 
 // WithDatabase returns dsn pointing at database db.
@@ -179,7 +259,11 @@ func WithParam(dsn, key, value string) string {
 // ignored.
 func EnsureRole(t testing.TB, role string) {
 	t.Helper()
-	admin := Admin(t)
+	ensureRole(t, Admin(t), role)
+}
+
+func ensureRole(t testing.TB, admin *pgxpool.Pool, role string) {
+	t.Helper()
 	sql := fmt.Sprintf(`DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %[1]s) THEN
     CREATE ROLE %[2]s LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
@@ -349,7 +433,13 @@ func (s *RedisServer) Port() int {
 // race: "tuple concurrently updated", duplicate role or key.
 func AdminExec(t testing.TB, sql string) {
 	t.Helper()
-	admin := Admin(t)
+	AdminExecOn(t, Admin(t), sql)
+}
+
+// AdminExecOn is AdminExec on admin, a superuser pool of another server
+// (AdminOn's).
+func AdminExecOn(t testing.TB, admin *pgxpool.Pool, sql string) {
+	t.Helper()
 	var err error
 	for range 20 {
 		_, err = admin.Exec(context.Background(), sql)

@@ -66,6 +66,17 @@ type Config struct {
 	// whose Placement is not listed is refused with
 	// isolation.ErrUnknownPlacement. Default: none.
 	Placements map[string]*pgxpool.Pool
+	// Citus says the servers are Citus coordinators (RLS over tables
+	// distributed on the tenant column, or a schema per tenant under
+	// schema-based sharding). The tenant is then set with SET LOCAL inside
+	// an explicit transaction, with citus.propagate_set_commands = 'local'
+	// for that transaction, since Citus forwards SET commands to the
+	// workers and never set_config: a one-shot statement is sent as BEGIN,
+	// the settings, the statement and COMMIT in one pipeline, still one
+	// round trip. The tenant role must be able to log in (Citus connects to
+	// the workers as it): it is created or altered so when the connecting
+	// user may. Not for Database. Default false.
+	Citus bool
 	// Pooler says whether a transaction-pooling proxy sits in front of the
 	// servers. At start the provider probes for one (two connections that
 	// share a backend) and logs a warning when it finds one while Pooler is

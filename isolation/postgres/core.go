@@ -184,6 +184,9 @@ func (c *core) beginOnce(ctx context.Context, t *tenancy.Tenant, opts pgx.TxOpti
 		return nil, err
 	}
 	beginSQL, err := loc.scope.beginSQL(opts)
+	if c.cfg.Citus {
+		beginSQL, err = loc.scope.citusBeginSQL(opts)
+	}
 	if err != nil {
 		loc.done()
 		return nil, err
@@ -235,12 +238,23 @@ func openServers(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (map[stri
 		if name == "" || p == nil {
 			return nil, fmt.Errorf("tenancy: placement %q needs a name and a pool", name)
 		}
+		if serverName(name) == "" {
+			if p != pool {
+				return nil, fmt.Errorf("tenancy: placement %q is the default server's name; give it the provider's own pool or another name", name)
+			}
+			continue
+		}
 		byPlacement[name] = p
 	}
 	out := make(map[string]*server, len(byPlacement))
 	for name, p := range byPlacement {
 		if err := EnsureRole(ctx, p, cfg.Role); err != nil {
 			return nil, err
+		}
+		if cfg.Citus {
+			if err := ensureLogin(ctx, p, cfg.Role); err != nil {
+				return nil, err
+			}
 		}
 		path, err := defaultPath(ctx, p)
 		if err != nil {
@@ -252,7 +266,7 @@ func openServers(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (map[stri
 					"placement", name)
 			}
 		}
-		out[name] = &server{pool: p, exec: &executor{named: cfg.Pooler.named(), capacity: cfg.StatementCacheCapacity}, path: path}
+		out[name] = &server{pool: p, exec: newExecutor(cfg), path: path}
 	}
 	return out, nil
 }
@@ -296,7 +310,7 @@ func behindPooler(ctx context.Context, p *pgxpool.Pool) (bool, error) {
 
 // serverFor returns the server t is placed on.
 func serverFor(servers map[string]*server, t *tenancy.Tenant) (*server, error) {
-	s, ok := servers[t.Placement]
+	s, ok := servers[serverName(t.Placement)]
 	if !ok {
 		return nil, fmt.Errorf("tenant %s placement %q: %w", t.ID, t.Placement, isolation.ErrUnknownPlacement)
 	}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,6 +57,9 @@ var _ isolation.Provider = (*Database)(nil)
 // NewDatabase returns a database-per-tenant provider. admin's user must be
 // allowed to create databases (CREATEDB) for Initialize.
 func NewDatabase(ctx context.Context, admin *pgxpool.Pool, cfg DatabaseConfig) (*Database, error) {
+	if cfg.Citus {
+		return nil, errors.New("tenancy: Citus mode is for RLS and Schema, not a database per tenant")
+	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = isolation.DefaultPrefix
 	}
@@ -150,7 +154,7 @@ func (p *Database) openPool(admin *pgxpool.Pool, name string) (*tenantPool, erro
 	if err != nil {
 		return nil, fmt.Errorf("open pool for database %s: %w", name, err)
 	}
-	return &tenantPool{pool: pool, exec: &executor{named: p.cfg.Pooler.named(), capacity: p.cfg.StatementCacheCapacity}}, nil
+	return &tenantPool{pool: pool, exec: newExecutor(&p.cfg)}, nil
 }
 
 // Role returns the tenant role.
@@ -206,34 +210,40 @@ func (p *Database) Initialize(ctx context.Context, t *tenancy.Tenant) error {
 	return GrantSchema(ctx, loc.pool, "public", p.cfg.Role)
 }
 
-// Destroy implements isolation.Provider: it closes t's pool and drops its
-// database, ending any session still connected to it.
+// Destroy implements isolation.Provider: it closes t's pools and drops its
+// database, ending any session still connected to it, on every server (a
+// move may have left a copy behind).
 func (p *Database) Destroy(ctx context.Context, t *tenancy.Tenant) error {
-	name, srv, err := p.place(t)
+	name, _, err := p.place(t)
 	if err != nil {
 		return err
 	}
-	p.pools.Remove(placementKey(t) + name)
-	if _, err := srv.pool.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-		return fmt.Errorf("drop database %s: %w", name, err)
+	for _, srvName := range sortedNames(p.servers) {
+		p.pools.Remove(placementKey(onServer(t, srvName)) + name)
+		if _, err := p.servers[srvName].pool.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			return serverErr(p.servers, srvName, fmt.Errorf("drop database %s: %w", name, err))
+		}
 	}
 	return nil
 }
 
-// Residue implements isolation.ResidueChecker: t's database, if it exists.
+// Residue implements isolation.ResidueChecker: t's database, on any server.
 func (p *Database) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
-	name, srv, err := p.place(t)
+	name, _, err := p.place(t)
 	if err != nil {
 		return nil, err
 	}
-	var exists bool
-	if err := srv.pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", simple, name).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("look up database %s: %w", name, err)
+	var out []string
+	for _, srvName := range sortedNames(p.servers) {
+		var exists bool
+		if err := p.servers[srvName].pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", simple, name).Scan(&exists); err != nil {
+			return nil, serverErr(p.servers, srvName, fmt.Errorf("look up database %s: %w", name, err))
+		}
+		if exists {
+			out = append(out, onServerMsg(p.servers, srvName, "database "+name))
+		}
 	}
-	if exists {
-		return []string{"database " + name}, nil
-	}
-	return nil, nil
+	return out, nil
 }
 
 // Targets implements isolation.Migratable: one database per tenant.

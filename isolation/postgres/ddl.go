@@ -143,7 +143,35 @@ func BoundaryPredicate(tenantID string) (string, error) {
 // other policies say. Tables already sealed are left alone, so it takes no
 // lock on them; run it again after every migration.
 func SealSchemaSQL(schema, tenantID string) (string, error) {
-	pred, err := BoundaryPredicate(tenantID)
+	return sealSchemaSQL(schema, tenantID, BoundaryPredicate)
+}
+
+// CitusBoundaryPredicate is BoundaryPredicate for Citus, which refuses
+// subqueries in policies: the setting is read without the sub-select that
+// lets PostgreSQL read it once per statement.
+func CitusBoundaryPredicate(tenantID string) (string, error) {
+	if err := tenancy.ValidateID(tenantID); err != nil {
+		return "", err
+	}
+	return "current_setting('" + TenantSetting + "', true) = " + quoteLiteral(tenantID), nil
+}
+
+// SealSchemaCitus is SealSchema for a tenant schema on Citus, with
+// CitusBoundaryPredicate. Seal a schema before distributing it
+// (DistributeSchema), and again after every migration.
+func SealSchemaCitus(ctx context.Context, db execer, schema, tenantID string) error {
+	sql, err := sealSchemaSQL(schema, tenantID, CitusBoundaryPredicate)
+	if err != nil {
+		return err
+	}
+	if err := execCatalog(ctx, db, sql); err != nil {
+		return fmt.Errorf("tenancy: seal schema %s: %w", schema, err)
+	}
+	return nil
+}
+
+func sealSchemaSQL(schema, tenantID string, predicate func(string) (string, error)) (string, error) {
+	pred, err := predicate(tenantID)
 	if err != nil {
 		return "", err
 	}

@@ -68,6 +68,40 @@
 // use another tenant schema's sequences (advancing its counters); tables
 // are sealed, sequences are not.
 //
+// # Several servers
+//
+// A tenant's Placement names the server holding its data. Config.Placements
+// maps each placement to a pool on its server: RLS and Schema keep one pool
+// per server, shared by every tenant placed there, never one per tenant;
+// tenants without a Placement (or with DefaultServer, "default") use the
+// provider's own pool, the default server, which also holds the control
+// plane (the tenant store, the job queue). A placement naming no configured
+// server is refused when the tenant's statement is looked up, with
+// isolation.ErrUnknownPlacement, never sent to the default server.
+// ParseServers reads a server map (DATABASE_URLS:
+// "default=postgres://...,eu=postgres://..."), OpenServers opens it, and
+// CheckPlacements finds tenants placed on no server. Migration targets,
+// Destroy and Residue cover every server (Destroy and Residue also the
+// servers a tenant is not placed on, so that a copy a move left behind is
+// found and purged), and DoctorServers inspects every server.
+//
+// # Citus
+//
+// With Config.Citus, RLS runs over tables distributed on the tenant column
+// (DistributeTable; shared tables are reference tables, ReferenceTable) and
+// Schema over distributed schemas (DistributeSchema, schema-based sharding),
+// each tenant's statements routed to the worker holding its rows. Citus
+// forwards SET commands to the workers but never set_config, so on Citus the
+// tenant is set with SET LOCAL (of a validated literal) in an explicit
+// transaction, with citus.propagate_set_commands = 'local' set the same way:
+// a one-shot statement is sent as BEGIN, the settings, the statement and
+// COMMIT, separate messages in one pipeline, one round trip; a statement
+// that fails leaves the transaction to be rolled back before the connection
+// is reused. Citus connects to the workers as the current role, so the
+// tenant role must be able to log in; one role is shared by all tenants,
+// and Citus keys its worker connections by role. The doctor, on a
+// coordinator, also compares every shard's policies with its table's.
+//
 // Doctor inspects a live database for what would let tenants reach each
 // other's rows and reports it.
 package postgres

@@ -56,6 +56,8 @@ const (
 	FindingSchemaNotSealed    = "schema-not-sealed"
 	FindingSchemaBoundary     = "schema-boundary-mismatch"
 	FindingSchemaGrant        = "schema-grant"
+	FindingPlacementUnknown   = "placement-unknown"
+	FindingShardPolicy        = "citus-shard-policy"
 )
 
 // Finding is one isolation problem found in a live database.
@@ -66,9 +68,17 @@ type Finding struct {
 	Object string `json:"object"`
 	// Message says what is wrong and why it matters.
 	Message string `json:"message"`
+	// Server names the server the finding is on, in a report over several
+	// (DoctorServers); empty in a report of one.
+	Server string `json:"server,omitempty"`
 }
 
-func (f Finding) String() string { return f.Code + " " + f.Object + ": " + f.Message }
+func (f Finding) String() string {
+	if f.Server != "" {
+		return f.Code + " " + f.Server + ":" + f.Object + ": " + f.Message
+	}
+	return f.Code + " " + f.Object + ": " + f.Message
+}
 
 // Report is what the doctor found.
 type Report struct {
@@ -115,6 +125,7 @@ func Doctor(ctx context.Context, db execerQuery, cfg DoctorConfig) (*Report, err
 	checks := []func(context.Context) error{
 		d.checkRole, d.checkTables, d.checkPolicies, d.checkPolicyFunctions, d.checkViews,
 		d.checkSecurityDefiners, d.checkForeignKeys, d.checkGrants, d.checkSchemas, d.checkAppRole,
+		d.checkCitusShards,
 	}
 	for _, check := range checks {
 		if err := check(ctx); err != nil {
@@ -307,7 +318,7 @@ func canonicalTenantPredicate(col string) *regexp.Regexp {
 	return regexp.MustCompile(`^\(` + c + ` = (NULLIF\(current_setting\('app\.tenant_id'::text, true\), ''::text\)|\(NULLIF\(current_setting\('app\.tenant_id'::text, true\), ''::text\)\)::(uuid|bigint|integer))\)$`)
 }
 
-var boundaryPredicate = regexp.MustCompile(`^\(\( SELECT current_setting\('app\.tenant_id'::text, true\) AS current_setting\) = '([A-Za-z0-9_-]+)'::text\)$`)
+var boundaryPredicate = regexp.MustCompile(`^\((?:\( SELECT current_setting\('app\.tenant_id'::text, true\) AS current_setting\)|current_setting\('app\.tenant_id'::text, true\)) = '([A-Za-z0-9_-]+)'::text\)$`)
 
 // boundaryTenant returns the tenant ID of a boundary predicate as pg_get_expr
 // prints it.

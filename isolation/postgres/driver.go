@@ -58,7 +58,7 @@ func NewConnector(p isolation.Provider) (driver.Connector, error) {
 	if len(cores) == 0 {
 		return nil, errors.New("tenancy: the database/sql connector needs an RLS or Schema provider")
 	}
-	return &connector{p: p, pool: pool, logger: cores[0].cfg.Logger, fence: cores[0], exec: &executor{named: cores[0].cfg.Pooler.named(), capacity: cores[0].cfg.StatementCacheCapacity}}, nil
+	return &connector{p: p, pool: pool, logger: cores[0].cfg.Logger, fence: cores[0], exec: newExecutor(&cores[0].cfg)}, nil
 }
 
 // defaultPools returns the default server's pool that every RLS or Schema

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/jackc/pgx/v5"
@@ -147,6 +148,15 @@ func quoteLiteral(s string) string {
 type executor struct {
 	named    bool
 	capacity int
+	// citus sets the tenant of a one-shot statement in an explicit
+	// transaction with SET LOCAL (see citusSetup), committed in the same
+	// pipeline.
+	citus bool
+}
+
+// newExecutor returns the executor cfg asks for.
+func newExecutor(cfg *Config) *executor {
+	return &executor{named: cfg.Pooler.named(), capacity: cfg.StatementCacheCapacity, citus: cfg.Citus}
 }
 
 // connStateKey keys the executor's state in pgconn's per-connection
@@ -360,7 +370,16 @@ func (e *executor) start(ctx context.Context, c *pgx.Conn, sc *scope, qs []query
 		r.skip++
 	}
 	st.dealloc = st.dealloc[:0]
-	if sc != nil {
+	switch {
+	case sc != nil && e.citus:
+		// Each statement its own message: one round trip all the same.
+		// (No fence: moves do not support Citus.)
+		for _, stmt := range sc.citusSetup("BEGIN") {
+			pipe.SendQueryParams(stmt, nil, nil, nil, nil)
+			r.skip++
+		}
+		r.explicit = true
+	case sc != nil:
 		pipe.SendQueryParams(setTenantSQL, sc.params, tenantOIDs, tenantFormats, nil)
 		r.skip++
 		r.fenced = true
@@ -414,6 +433,11 @@ func (e *executor) start(ctx context.Context, c *pgx.Conn, sc *scope, qs []query
 	for i := range qs {
 		e.sendQuery(pipe, &qs[i])
 	}
+	if r.explicit {
+		// Skipped by the server when a statement failed: the transaction
+		// then stays open, failed, and close rolls it back.
+		pipe.SendQueryParams("COMMIT", nil, nil, nil, nil)
+	}
 	if err := pipe.Sync(); err != nil {
 		return nil, r.abort(err)
 	}
@@ -432,6 +456,9 @@ type results struct {
 	err    error
 	finish func(error)
 	closed bool
+	// explicit: the pipeline opened a transaction of its own (Citus), which
+	// close rolls back if it is still open.
+	explicit bool
 }
 
 // skipLeading reads the results that precede the statements' own.
@@ -519,6 +546,15 @@ func (r *results) close() error {
 	r.closed = true
 	if err := r.pipe.Close(); r.err == nil {
 		r.err = err
+	}
+	if r.explicit && r.c.PgConn().TxStatus() != 'I' && !r.c.PgConn().IsClosed() {
+		// A failed statement left the transaction open. Roll it back, or
+		// close the connection: it must not reach the next borrower.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := r.c.PgConn().Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
+			_ = r.c.PgConn().Close(ctx)
+		}
+		cancel()
 	}
 	if r.finish != nil {
 		r.finish(r.err)

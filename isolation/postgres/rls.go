@@ -66,20 +66,30 @@ func (p *RLS) Initialize(ctx context.Context, t *tenancy.Tenant) error {
 // Destroy implements isolation.Provider: it deletes t's rows from every
 // tenant table (a table with the tenant column, in any schema but the
 // excluded ones and tenant schemas), children before parents, in one
-// transaction run in t's scope, confined to t's rows by its WHERE clause and
-// by the policies. A foreign key between tenant tables that leaves out the
-// tenant column could tie another tenant's rows to t's, so when one exists
-// nothing is deleted and the error names it.
+// transaction per server run in t's scope, confined to t's rows by its
+// WHERE clause and by the policies. It does so on every server, not only
+// the one t is placed on, so that rows left behind by a move go too. A
+// foreign key between tenant tables that leaves out the tenant column could
+// tie another tenant's rows to t's, so when one exists nothing is deleted
+// there and the error names it.
 func (p *RLS) Destroy(ctx context.Context, t *tenancy.Tenant) error {
-	loc, err := p.locate(ctx, t)
-	if err != nil {
+	if _, err := p.locate(ctx, t); err != nil {
 		return err
 	}
+	for _, name := range sortedNames(p.servers) {
+		if err := p.destroyOn(ctx, onServer(t, name), p.servers[name]); err != nil {
+			return serverErr(p.servers, name, err)
+		}
+	}
+	return nil
+}
+
+func (p *RLS) destroyOn(ctx context.Context, t *tenancy.Tenant, srv *server) error {
 	cat := catalog{col: p.cfg.TenantColumn, exclude: p.cfg.ExcludeSchemas}
-	if err := cat.refuseLooseKeys(ctx, loc.pool); err != nil {
+	if err := cat.refuseLooseKeys(ctx, srv.pool); err != nil {
 		return fmt.Errorf("destroy tenant %s: %w", t.Identifier, err)
 	}
-	tables, err := cat.sharedTables(ctx, loc.pool)
+	tables, err := cat.sharedTables(ctx, srv.pool)
 	if err != nil {
 		return err
 	}
@@ -94,25 +104,28 @@ func (p *RLS) Destroy(ctx context.Context, t *tenancy.Tenant) error {
 }
 
 // Residue implements isolation.ResidueChecker: rows of t left in tenant
-// tables of any schema (as Destroy finds them), counted in t's own scope.
+// tables of any schema (as Destroy finds them) on any server, counted in
+// t's own scope.
 func (p *RLS) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
-	loc, err := p.locate(ctx, t)
-	if err != nil {
-		return nil, err
-	}
-	cat := catalog{col: p.cfg.TenantColumn, exclude: p.cfg.ExcludeSchemas}
-	tables, err := cat.sharedTables(ctx, loc.pool)
-	if err != nil {
+	if _, err := p.locate(ctx, t); err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, tbl := range tables {
-		var n int64
-		if err := p.QueryRow(ctx, t, "SELECT count(*) FROM "+tbl.sanitized()+" WHERE "+p.cfg.TenantColumn+" = $1", t.ID).Scan(&n); err != nil {
-			return nil, fmt.Errorf("count rows of %s: %w", tbl, err)
+	for _, name := range sortedNames(p.servers) {
+		tn := onServer(t, name)
+		cat := catalog{col: p.cfg.TenantColumn, exclude: p.cfg.ExcludeSchemas}
+		tables, err := cat.sharedTables(ctx, p.servers[name].pool)
+		if err != nil {
+			return nil, serverErr(p.servers, name, err)
 		}
-		if n > 0 {
-			out = append(out, fmt.Sprintf("%d rows in %s", n, tbl))
+		for _, tbl := range tables {
+			var n int64
+			if err := p.QueryRow(ctx, tn, "SELECT count(*) FROM "+tbl.sanitized()+" WHERE "+p.cfg.TenantColumn+" = $1", t.ID).Scan(&n); err != nil {
+				return nil, serverErr(p.servers, name, fmt.Errorf("count rows of %s: %w", tbl, err))
+			}
+			if n > 0 {
+				out = append(out, onServerMsg(p.servers, name, fmt.Sprintf("%d rows in %s", n, tbl)))
+			}
 		}
 	}
 	return out, nil
@@ -127,10 +140,10 @@ func (p *RLS) Targets(tenants []*tenancy.Tenant) ([]isolation.Target, error) {
 		if t == nil {
 			return nil, tenancy.ErrNoTenant
 		}
-		if seen[t.Placement] {
+		if seen[serverName(t.Placement)] {
 			continue
 		}
-		seen[t.Placement] = true
+		seen[serverName(t.Placement)] = true
 		srv, err := serverFor(p.servers, t)
 		if err != nil {
 			return nil, err

@@ -130,41 +130,51 @@ func (p *Schema) Initialize(ctx context.Context, t *tenancy.Tenant) error {
 	if err := GrantSchema(ctx, pool, name, p.cfg.Role); err != nil {
 		return err
 	}
+	if p.cfg.Citus {
+		return SealSchemaCitus(ctx, pool, name, t.ID)
+	}
 	return SealSchema(ctx, pool, name, t.ID)
 }
 
 // Destroy implements isolation.Provider: it drops t's schema and everything
-// in it. A foreign key from a table outside the schema into it would be
-// dropped with it, silently changing another schema, so when one exists
-// nothing is dropped and the error names it.
+// in it, on every server (a move may have left a copy behind). A foreign key
+// from a table outside the schema into it would be dropped with it, silently
+// changing another schema, so when one exists nothing is dropped there and
+// the error names it.
 func (p *Schema) Destroy(ctx context.Context, t *tenancy.Tenant) error {
-	name, pool, err := p.place(t)
+	name, _, err := p.place(t)
 	if err != nil {
 		return err
 	}
-	if err := refuseKeysInto(ctx, pool, name); err != nil {
-		return fmt.Errorf("destroy tenant %s: %w", t.Identifier, err)
-	}
-	if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-		return fmt.Errorf("drop schema %s: %w", name, err)
+	for _, srvName := range sortedNames(p.servers) {
+		pool := p.servers[srvName].pool
+		if err := refuseKeysInto(ctx, pool, name); err != nil {
+			return serverErr(p.servers, srvName, fmt.Errorf("destroy tenant %s: %w", t.Identifier, err))
+		}
+		if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
+			return serverErr(p.servers, srvName, fmt.Errorf("drop schema %s: %w", name, err))
+		}
 	}
 	return nil
 }
 
-// Residue implements isolation.ResidueChecker: t's schema, if it exists.
+// Residue implements isolation.ResidueChecker: t's schema, on any server.
 func (p *Schema) Residue(ctx context.Context, t *tenancy.Tenant) ([]string, error) {
-	name, pool, err := p.place(t)
+	name, _, err := p.place(t)
 	if err != nil {
 		return nil, err
 	}
-	var exists bool
-	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", simple, name).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("look up schema %s: %w", name, err)
+	var out []string
+	for _, srvName := range sortedNames(p.servers) {
+		var exists bool
+		if err := p.servers[srvName].pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", simple, name).Scan(&exists); err != nil {
+			return nil, serverErr(p.servers, srvName, fmt.Errorf("look up schema %s: %w", name, err))
+		}
+		if exists {
+			out = append(out, onServerMsg(p.servers, srvName, "schema "+name))
+		}
 	}
-	if exists {
-		return []string{"schema " + name}, nil
-	}
-	return nil, nil
+	return out, nil
 }
 
 // Targets implements isolation.Migratable: one schema per tenant, migrated
@@ -184,7 +194,7 @@ func (p *Schema) Targets(tenants []*tenancy.Tenant) ([]isolation.Target, error) 
 // placementKey prefixes target and pool keys of tenants placed off the
 // default server, so that equal names on two servers stay apart.
 func placementKey(t *tenancy.Tenant) string {
-	if t.Placement == "" {
+	if serverName(t.Placement) == "" {
 		return ""
 	}
 	return t.Placement + "/"

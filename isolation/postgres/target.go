@@ -72,6 +72,9 @@ func (c *core) target(pool *pgxpool.Pool, key string, t *tenancy.Tenant, at targ
 				}
 			}
 			if at.schema != "" && t != nil {
+				if c.cfg.Citus {
+					return SealSchemaCitus(ctx, sqlExecer{db}, at.schema, t.ID)
+				}
 				return SealSchema(ctx, sqlExecer{db}, at.schema, t.ID)
 			}
 			return nil
