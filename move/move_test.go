@@ -54,6 +54,7 @@ const (
 
 type fixture struct {
 	pool   *pgxpool.Pool
+	pools  []*pgxpool.Pool // pool, and the second server's when there is one
 	store  tenancy.Store
 	hybrid *isolation.Hybrid
 	schema *postgres.Schema
@@ -61,21 +62,37 @@ type fixture struct {
 }
 
 func setup(t testing.TB, freeze time.Duration) *fixture {
+	return setupOn(t, freeze, nil)
+}
+
+// setupOn is setup with a tenant placement "second" on the server of
+// second, a superuser URL, when it is not nil.
+func setupOn(t testing.TB, freeze time.Duration, second *string) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dsn := testenv.NewDatabase(t)
 	pool := testenv.Pool(t, dsn, func(c *pgxpool.Config) { c.MaxConns = 16 })
-	if _, err := pool.Exec(ctx, tablesSQL); err != nil {
-		t.Fatal(err)
-	}
+	pools := []*pgxpool.Pool{pool}
 	st := memstore.New()
 	cfg := postgres.Config{FreezeTimeout: freeze, Reload: st.Get}
+	if second != nil {
+		p2 := testenv.Pool(t, testenv.NewDatabaseOn(t, *second), func(c *pgxpool.Config) { c.MaxConns = 8 })
+		pools = append(pools, p2)
+		cfg.Placements = map[string]*pgxpool.Pool{"second": p2}
+	}
+	for _, p := range pools {
+		if _, err := p.Exec(ctx, tablesSQL); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rls, err := postgres.NewRLS(ctx, pool, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON items, notes TO "+rls.Role()); err != nil {
-		t.Fatal(err)
+	for _, p := range pools {
+		if _, err := p.Exec(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON items, notes TO "+rls.Role()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	schema, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{Config: cfg})
 	if err != nil {
@@ -89,7 +106,7 @@ func setup(t testing.TB, freeze time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{pool: pool, store: st, hybrid: h, schema: schema}
+	f := &fixture{pool: pool, pools: pools, store: st, hybrid: h, schema: schema}
 	f.mover = move.Mover{
 		Store: st, Provider: h, Journal: pool,
 		Prepare:   f.prepare,
@@ -115,7 +132,11 @@ func (f *fixture) prepare(ctx context.Context, t *tenancy.Tenant) error {
 	if err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+	pool, err := f.schema.PoolFor(t)
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var exists bool
 		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name+".items").Scan(&exists); err != nil || exists {
 			return err
@@ -470,5 +491,50 @@ func TestFenceHoldsTheSQLDriver(t *testing.T) {
 	}
 	if _, err := db.BeginTx(tctx, nil); !errors.Is(err, tenancy.ErrTenantMoving) {
 		t.Fatalf("transaction of the frozen tenant: %v", err)
+	}
+}
+
+// A tenant moves to another server and back, in shared tables and in its
+// own schema, resuming after a crash mid-way; nothing of it is left on the
+// server it left.
+func TestMoveBetweenServers(t *testing.T) {
+	t.Parallel()
+	url2 := testenv.SecondDatabaseURL(t)
+	f := setupOn(t, 5*time.Second, &url2)
+	ctx := context.Background()
+	for _, tier := range []string{starter, enterprise} {
+		tn := f.tenant(t, "travel-"+tier, tier, 400)
+		wantI, wantN, wantSum := f.contents(t, tn)
+		m := f.mover
+		m.StopAfter = move.StepCopied
+		if _, err := move.Tenant(ctx, m, tn.ID, move.To{Placement: ptr("second")}); !errors.Is(err, move.ErrStopped) {
+			t.Fatalf("%s: stop after copy: %v", tier, err)
+		}
+		for _, placement := range []string{"second", ""} {
+			res, err := move.Tenant(ctx, f.mover, tn.ID, move.To{Placement: ptr(placement)})
+			if err != nil {
+				t.Fatalf("%s: move to %q: %v", tier, placement, err)
+			}
+			if res.Tenant.Placement != placement || res.From.Placement == res.To.Placement {
+				t.Fatalf("%s: moved from %s to %s, record placement %q", tier, res.From, res.To, res.Tenant.Placement)
+			}
+			if i, n, s := f.contents(t, res.Tenant); i != wantI || n != wantN || s != wantSum {
+				t.Fatalf("%s on %q: %d items, %d notes, sum %s; want %d, %d, %s", tier, placement, i, n, s, wantI, wantN, wantSum)
+			}
+			// The server it left holds nothing of it.
+			left := f.pools[1]
+			if placement == "second" {
+				left = f.pools[0]
+			}
+			var rows int64
+			name, _ := f.schema.SchemaName(tn)
+			if err := left.QueryRow(ctx, `SELECT (SELECT count(*) FROM public.items WHERE tenant_id = $1)
+  + (SELECT count(*) FROM pg_namespace WHERE nspname = $2)`, tn.ID, name).Scan(&rows); err != nil {
+				t.Fatal(err)
+			}
+			if rows != 0 {
+				t.Fatalf("%s: %d rows or schemas left on the server it left", tier, rows)
+			}
+		}
 	}
 }
