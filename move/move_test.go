@@ -452,11 +452,15 @@ func TestFenceHoldsOnlyTheMovingTenant(t *testing.T) {
 		t.Fatalf("write of another tenant: %v", err)
 	}
 	// Released within the timeout, the held statement runs, once.
+	released := make(chan struct{})
 	go func() {
+		defer close(released)
 		time.Sleep(100 * time.Millisecond)
 		_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1, $2)", key[0], key[1])
 	}()
-	if _, err := f.hybrid.Exec(ctx, a, "INSERT INTO items (id, val) VALUES (99, 'x')"); err != nil {
+	_, err = f.hybrid.Exec(ctx, a, "INSERT INTO items (id, val) VALUES (99, 'x')")
+	<-released
+	if err != nil {
 		t.Fatalf("write after the release: %v", err)
 	}
 	if i, _, _ := f.contents(t, a); i != 2 {
