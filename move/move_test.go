@@ -256,7 +256,7 @@ func TestMoveResumesAfterEveryStep(t *testing.T) {
 	for i, step := range []move.Step{move.StepPlanned, move.StepCopied, move.StepVerified, move.StepSwitched} {
 		for _, dir := range []struct{ from, to string }{{starter, enterprise}, {enterprise, starter}} {
 			tn := f.tenant(t, fmt.Sprintf("crash%d-%s", i, dir.from), dir.from, 200)
-			wantI, wantN, wantSum := f.contents(t, tn)
+			wantI, wantN, _ := f.contents(t, tn)
 			m := f.mover
 			m.StopAfter = step
 			if _, err := move.Tenant(ctx, m, tn.ID, move.To{Tier: ptr(dir.to)}); !errors.Is(err, move.ErrStopped) {
@@ -271,7 +271,7 @@ func TestMoveResumesAfterEveryStep(t *testing.T) {
 			if _, err := f.hybrid.Exec(ctx, cur, "UPDATE items SET val = 'changed' WHERE id = 1"); err != nil {
 				t.Fatal(err)
 			}
-			_, _, wantSum = f.contents(t, cur)
+			_, _, wantSum := f.contents(t, cur)
 			// Another move to somewhere else is refused while this one is
 			// unfinished.
 			if step != move.StepSwitched {
