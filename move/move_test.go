@@ -40,6 +40,7 @@ CREATE TABLE notes (
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, item_id) REFERENCES items (tenant_id, id) ON DELETE CASCADE
 );
+CREATE INDEX notes_item_idx ON notes (tenant_id, item_id);
 ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE notes FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON notes USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')) WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), ''));
