@@ -47,6 +47,11 @@ var (
 	// 409 at the application's choice; the problem package uses 403). The
 	// quota package's error is a *QuotaError naming the resource.
 	ErrQuotaExceeded = errors.New("quota exceeded")
+	// ErrTenantMoving: the tenant's data is being moved (a move between
+	// servers or strategies, or an import) and its statements are held for
+	// the short switch; one that waited longer than the provider allows
+	// gets this error (503 with Retry-After).
+	ErrTenantMoving = errors.New("tenant is being moved")
 )
 
 // FieldError reports an invalid field of a tenant record. It wraps

@@ -14,6 +14,7 @@ import (
 	"github.com/go-tenancy/tenancy/isolation/postgres"
 	"github.com/go-tenancy/tenancy/lifecycle"
 	"github.com/go-tenancy/tenancy/migrate"
+	"github.com/go-tenancy/tenancy/move"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -70,6 +71,10 @@ type Env struct {
 	// Doctor runs the isolation doctor. Nil: the doctor command is refused
 	// ("doctor needs PostgreSQL").
 	Doctor func(ctx context.Context) (*postgres.Report, error)
+	// Mover moves, exports and imports tenants' data: tenants move,
+	// set-tier, export and import. Nil: set-tier changes only the record,
+	// and the others are refused.
+	Mover *move.Mover
 	// Close, when set, is called once the command is done.
 	Close func()
 }

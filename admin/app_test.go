@@ -325,6 +325,10 @@ func TestAppFailures(t *testing.T) {
 		{"not an admin command", nil, []string{"serve"}, 2, "testapp: this test application only runs admin commands (try: testapp help)\n"},
 		{"bad concurrency", nil, []string{"migrate", "--concurrency", "0x"}, 2, "testapp: migrate: invalid argument \"0x\" for \"--concurrency\" flag: strconv.ParseInt: parsing \"0x\": invalid syntax (run \"testapp migrate --help\")\n"},
 		{"unknown command", nil, []string{"bogus"}, 2, "testapp: unknown command \"bogus\" (run \"testapp help\")\n"},
+		{"move without a destination", nil, []string{"tenants", "move", "acme"}, 2, "testapp: tenants move: give --to SERVER, --strategy schema|rls, or both\n"},
+		{"move to an unknown strategy", nil, []string{"tenants", "move", "acme", "--strategy", "database"}, 2, "testapp: --strategy must be schema or rls, not \"database\"\n"},
+		{"export without a file", nil, []string{"tenants", "export", "acme"}, 2, "testapp: tenants export: --output FILE is required (- for stdout)\n"},
+		{"set-tier without a tier", nil, []string{"tenants", "set-tier", "acme"}, 2, "testapp: tenants set-tier: missing TIER (usage: testapp tenants set-tier IDENTIFIER TIER [flags])\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

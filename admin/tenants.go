@@ -25,14 +25,15 @@ func (r *runner) tenantsCmd() *cobra.Command {
 A tenant is created provisioning and activated once its storage exists and
 is migrated. Suspended and deleted tenants are refused (403) but keep their
 data; purge removes everything of a tenant and then checks that nothing is
-left.`, "create, list, show, suspend, activate, delete, retry, purge, alias or domain",
+left.`, "create, list, show, suspend, activate, delete, retry, purge, alias, domain, set-tier, move, export or import",
 		r.createCmd(), r.listCmd(),
 		r.oneTenantCmd("show", "show a tenant", false, (*runner).show),
 		r.suspendCmd(),
 		r.oneTenantCmd("activate", "serve a suspended or deleted tenant again", true, (*runner).activate),
 		r.oneTenantCmd("delete", "refuse a tenant's requests, keeping its data (purge removes it)", true, (*runner).delete),
 		r.oneTenantCmd("retry", "run a failed tenant's provisioning again", true, (*runner).retry),
-		r.purgeCmd(), r.aliasCmd(), r.domainCmd())
+		r.purgeCmd(), r.aliasCmd(), r.domainCmd(),
+		r.setTierCmd(), r.moveCmd(), r.exportCmd(), r.importCmd())
 }
 
 func (r *runner) createCmd() *cobra.Command {

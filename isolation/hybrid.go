@@ -112,39 +112,63 @@ func (h *Hybrid) Destroy(ctx context.Context, t *tenancy.Tenant) error {
 
 // Exec implements Provider.
 func (h *Hybrid) Exec(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) (int64, error) {
-	p, err := h.ProviderFor(t)
-	if err != nil {
-		return 0, err
+	for range maxReroutes {
+		p, err := h.ProviderFor(t)
+		if err != nil {
+			return 0, err
+		}
+		n, err := p.Exec(ctx, t, sql, args...)
+		nt, moved := movedTo(err)
+		if !moved {
+			return n, err
+		}
+		t = nt
 	}
-	return p.Exec(ctx, t, sql, args...)
+	return 0, &MovedError{Tenant: t}
 }
 
 // Query implements Provider.
 func (h *Hybrid) Query(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) (Rows, error) {
-	p, err := h.ProviderFor(t)
-	if err != nil {
-		return nil, err
+	for range maxReroutes {
+		p, err := h.ProviderFor(t)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := p.Query(ctx, t, sql, args...)
+		nt, moved := movedTo(err)
+		if !moved {
+			return rows, err
+		}
+		t = nt
 	}
-	return p.Query(ctx, t, sql, args...)
+	return nil, &MovedError{Tenant: t}
 }
 
 // QueryRow implements Provider.
 func (h *Hybrid) QueryRow(ctx context.Context, t *tenancy.Tenant, sql string, args ...any) Row {
-	p, err := h.ProviderFor(t)
-	if err != nil {
-		return ErrRow{Err: err}
-	}
-	return p.QueryRow(ctx, t, sql, args...)
+	return RowOf(h.Query(ctx, t, sql, args...))
 }
 
 // Tx implements Provider.
 func (h *Hybrid) Tx(ctx context.Context, t *tenancy.Tenant, fn func(Tx) error) error {
-	p, err := h.ProviderFor(t)
-	if err != nil {
-		return err
+	for range maxReroutes {
+		p, err := h.ProviderFor(t)
+		if err != nil {
+			return err
+		}
+		err = p.Tx(ctx, t, fn)
+		nt, moved := movedTo(err)
+		if !moved {
+			return err
+		}
+		t = nt
 	}
-	return p.Tx(ctx, t, fn)
+	return &MovedError{Tenant: t}
 }
+
+// maxReroutes bounds how often one call follows a tenant that moved while
+// it waited (a MovedError) to the provider of its new record.
+const maxReroutes = 3
 
 // Close implements Provider: it closes every provider.
 func (h *Hybrid) Close() {

@@ -273,7 +273,6 @@ func (r *Runner) tenants(ctx context.Context, identifier string) ([]*tenancy.Ten
 // returns the report and ErrFailed when some target failed; other errors
 // (the store or journal unreachable) come without a report.
 func (r *Runner) Up(ctx context.Context, opts Options) (*Report, error) {
-	start := time.Now()
 	if opts.Canary < 0 || opts.MaxFailureRate < 0 || opts.MaxFailureRate > 1 {
 		return nil, fmt.Errorf("migrate: canary %d and max failure rate %v: the canary must not be negative, the rate must be from 0 to 1", opts.Canary, opts.MaxFailureRate)
 	}
@@ -281,6 +280,24 @@ func (r *Runner) Up(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.up(ctx, tenants, opts)
+}
+
+// UpTenant migrates the targets of t as given, not as the store has it, to
+// the latest version, checking each target's own version table (as
+// Options.Verify does): a tenant's new place, before a move switches its
+// record there (package move), or a place it had before and may come back
+// to. A tenant kept in shared tables has no target of its own; the shared
+// target is migrated then.
+func (r *Runner) UpTenant(ctx context.Context, t *tenancy.Tenant) (*Report, error) {
+	if t == nil {
+		return nil, tenancy.ErrNoTenant
+	}
+	return r.up(ctx, []*tenancy.Tenant{t}, Options{Tenant: t.Identifier, Verify: true})
+}
+
+func (r *Runner) up(ctx context.Context, tenants []*tenancy.Tenant, opts Options) (*Report, error) {
+	start := time.Now()
 	targets, err := r.cfg.Targets.Targets(tenants)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)

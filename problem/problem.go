@@ -75,6 +75,7 @@ const (
 	SlugTenantSuspended  = "tenant-suspended"
 	SlugTenantDeleted    = "tenant-deleted"
 	SlugTenantNotReady   = "tenant-not-ready"
+	SlugTenantMoving     = "tenant-moving"
 	SlugTenantConflict   = "tenant-conflict"
 	SlugUnauthenticated  = "unauthenticated"
 	SlugRateLimited      = "rate-limited"
@@ -124,6 +125,10 @@ func FromError(err error) Details {
 		d = New(SlugTenantNotReady, http.StatusServiceUnavailable, "Tenant not ready")
 		d.Detail = "The tenant is not available yet."
 		d.setRetryAfter(retryAfter(err, DefaultRetryAfter))
+	case errors.Is(err, tenancy.ErrTenantMoving):
+		d = New(SlugTenantMoving, http.StatusServiceUnavailable, "Tenant moving")
+		d.Detail = "The tenant's data is being moved; try again shortly."
+		d.setRetryAfter(retryAfter(err, time.Second))
 	case errors.Is(err, tenancy.ErrTenantConflict):
 		d = New(SlugTenantConflict, http.StatusForbidden, "Conflicting tenants")
 		d.Detail = "The request names more than one tenant."

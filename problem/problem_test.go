@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/isolation"
 	"github.com/go-tenancy/tenancy/problem"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -42,6 +43,8 @@ func TestFromError(t *testing.T) {
 		{tenancy.ErrTenantSuspended, 403, problem.SlugTenantSuspended, "", false},
 		{tenancy.ErrTenantDeleted, 403, problem.SlugTenantDeleted, "", false},
 		{tenancy.ErrTenantNotReady, 503, problem.SlugTenantNotReady, "30", false},
+		{tenancy.ErrTenantMoving, 503, problem.SlugTenantMoving, "1", false},
+		{&isolation.FrozenError{TenantID: "t-1", After: 2 * time.Second}, 503, problem.SlugTenantMoving, "2", false},
 		{&tenancy.RetryAfterError{Err: tenancy.ErrTenantNotReady, After: 1500 * time.Millisecond}, 503, problem.SlugTenantNotReady, "2", false},
 		{tenancy.ErrTenantConflict, 403, problem.SlugTenantConflict, "", false},
 		{tenancy.ErrUnauthenticated, 401, problem.SlugUnauthenticated, "", true},

@@ -47,6 +47,7 @@ func openAdminEnv(ctx context.Context, cfg Config, c admin.Connect) (*admin.Env,
 		Lifecycle:  b.lifecycle,
 		Migrator:   b.migrator,
 		Doctor:     b.doctor,
+		Mover:      b.mover(),
 		Close:      b.close,
 	}, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/go-tenancy/tenancy/lifecycle"
 	"github.com/go-tenancy/tenancy/limit"
 	"github.com/go-tenancy/tenancy/migrate"
+	"github.com/go-tenancy/tenancy/move"
 	"github.com/go-tenancy/tenancy/promtenancy"
 	"github.com/go-tenancy/tenancy/quota"
 	"github.com/go-tenancy/tenancy/redislog"
@@ -119,6 +120,11 @@ type backend struct {
 	queueDB *sql.DB
 	// migrateQueue brings River's tables up to date.
 	migrateQueue func(context.Context) error
+
+	// migPool and adminProvider (PostgreSQL) reach every tenant's data on
+	// MIGRATION_DATABASE_URL, for tenant moves.
+	migPool       *pgxpool.Pool
+	adminProvider isolation.Provider
 
 	readOnly   bool
 	seedMarker service.SeedMarker
@@ -340,7 +346,12 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 	}
 	b.closers = append(b.closers, migPool.Close)
 
-	pcfg := postgres.Config{Logger: b.logger}
+	// A statement held by a tenant move (tenants set-tier) rereads the
+	// tenant's record, past every cache, to follow it to its new place.
+	var records tenancy.Store
+	pcfg := postgres.Config{Logger: b.logger, Reload: func(ctx context.Context, id string) (*tenancy.Tenant, error) {
+		return records.Get(ctx, id)
+	}}
 	hybridOn := func(pool *pgxpool.Pool) (*isolation.Hybrid, string, error) {
 		rls, err := postgres.NewRLS(ctx, pool, pcfg)
 		if err != nil {
@@ -386,6 +397,8 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 		}
 		b.seedMarker = b.cfg.PostgresSeedMarker(migPool)
 	}
+	records = store
+	b.migPool, b.adminProvider = migPool, admin
 	appUser := appPool.Config().ConnConfig.User
 	b.migrateQueue = func(ctx context.Context) error {
 		var grant []string
@@ -560,4 +573,25 @@ func putDemoSecret(ctx context.Context, secrets credential.Store, t *tenancy.Ten
 	s := credential.Secret{ID: demoSecretID, TenantID: t.ID, Hash: credential.Hash(namedSecret(demoSecret), credential.DefaultParams), CreatedAt: time.Now().UTC()}
 	// No other secret is valid beyond the end of time: none changes.
 	return secrets.PutSecret(ctx, s, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC))
+}
+
+// mover moves tenants' data between the shared tables and their own
+// schemas when their tier changes (tenants set-tier): nil on SQLite, where
+// every tier has a file of its own. The destination is created and
+// migrated before any row is copied.
+func (b *backend) mover() *move.Mover {
+	if b.migPool == nil {
+		return nil
+	}
+	return &move.Mover{
+		Store: b.tenants, Provider: b.adminProvider, Journal: b.migPool,
+		Prepare: func(ctx context.Context, t *tenancy.Tenant) error {
+			if err := b.adminProvider.Initialize(ctx, t); err != nil {
+				return err
+			}
+			_, err := b.migrator.UpTenant(ctx, t)
+			return err
+		},
+		Logger: b.logger,
+	}
 }

@@ -74,6 +74,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 
 		quotaRace(t, ca, "dev-labs")
+		setTier(t, bin, env, ca, cb)
 	})
 
 	t.Run("RestartWithJobsQueued", func(t *testing.T) {
@@ -452,4 +453,33 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// setTier runs the binary's tenants set-tier against running instances:
+// startup-x moves into a schema of its own and back, its projects served
+// from the new place by both instances without a restart, its project
+// limit following its tier.
+func setTier(t *testing.T, bin string, env map[string]string, ca, cb *apiClient) {
+	t.Helper()
+	tok := ca.token(t, "startup-x")
+	before := ca.list(t, tok)
+	if len(before) == 0 {
+		t.Fatal("startup-x has no projects to move")
+	}
+	for _, step := range []struct{ tier, place string }{{TierEnterprise, "schema tenant_startup_x"}, {TierStarter, "shared tables"}} {
+		cmd := exec.Command(bin, "tenants", "set-tier", "startup-x", step.tier)
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "to "+step.place) {
+			t.Fatalf("tenants set-tier startup-x %s: %v\n%s", step.tier, err, out)
+		}
+		for _, c := range []*apiClient{ca, cb} {
+			if after := c.list(t, tok); len(after) != len(before) {
+				t.Fatalf("after set-tier %s: %d projects listed, want %d", step.tier, len(after), len(before))
+			}
+		}
+	}
 }

@@ -57,6 +57,12 @@ GROUP BY tt.oid, tt.nspname, tt.relname`, simple, cat.col, cat.exclude)
 	if err != nil {
 		return nil, fmt.Errorf("list tenant tables: %w", err)
 	}
+	return childrenFirst(rows)
+}
+
+// childrenFirst reads rows of (oid, schema, name, referenced oids) and
+// orders the tables so that each comes before every table it references.
+func childrenFirst(rows pgx.Rows) ([]table, error) {
 	type node struct {
 		t    table
 		refs []uint32

@@ -1,8 +1,12 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"time"
+
+	"github.com/go-tenancy/tenancy"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -100,6 +104,17 @@ type Config struct {
 	// Tracer, when set, observes every statement run in a tenant's scope.
 	// Default: none.
 	Tracer Tracer
+	// FreezeTimeout bounds how long a tenant statement waits while a move
+	// of the tenant's data (package move) holds its fence; past it the
+	// statement fails with *isolation.FrozenError (tenancy.ErrTenantMoving,
+	// 503 with Retry-After). Default DefaultFreezeTimeout (5s).
+	FreezeTimeout time.Duration
+	// Reload reads a tenant's record from the store, bypassing every cache
+	// (pass the backing store's Get, not the cache's). A statement held by
+	// a move calls it while it waits, so that once the move has switched
+	// the record the statement goes to the tenant's new place instead of
+	// waiting out FreezeTimeout. Default: none (statements wait, then fail).
+	Reload func(ctx context.Context, id string) (*tenancy.Tenant, error)
 }
 
 func (c *Config) setDefaults() error {
@@ -123,6 +138,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Pooler < PoolerNone || c.Pooler > PoolerTransactionPrepared {
 		return fmt.Errorf("tenancy: unknown pooler %d", int(c.Pooler))
+	}
+	if c.FreezeTimeout <= 0 {
+		c.FreezeTimeout = DefaultFreezeTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

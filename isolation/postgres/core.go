@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-tenancy/tenancy"
 	"github.com/go-tenancy/tenancy/isolation"
@@ -81,6 +82,22 @@ func (c *core) Tx(ctx context.Context, t *tenancy.Tenant, fn func(isolation.Tx) 
 func (c *core) Close() {}
 
 func (c *core) query(ctx context.Context, t *tenancy.Tenant, sql string, args []any) (pgx.Rows, error) {
+	var start time.Time
+	for attempt := 0; ; attempt++ {
+		rs, err := c.queryOnce(ctx, t, sql, args)
+		if err == nil || !frozen(err) {
+			return rs, err
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		if t, err = c.waitFence(ctx, t, start, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (c *core) queryOnce(ctx context.Context, t *tenancy.Tenant, sql string, args []any) (pgx.Rows, error) {
 	ctx, traced := c.trace(ctx, t, sql)
 	loc, err := c.strat.locate(ctx, t)
 	if err != nil {
@@ -146,6 +163,22 @@ func (c *core) exec(ctx context.Context, t *tenancy.Tenant, sql string, args []a
 // begin opens a transaction in t's scope on a connection it holds until the
 // transaction ends.
 func (c *core) begin(ctx context.Context, t *tenancy.Tenant, opts pgx.TxOptions) (*tx, error) {
+	var start time.Time
+	for attempt := 0; ; attempt++ {
+		tx, err := c.beginOnce(ctx, t, opts)
+		if err == nil || !frozen(err) {
+			return tx, err
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		if t, err = c.waitFence(ctx, t, start, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (c *core) beginOnce(ctx context.Context, t *tenancy.Tenant, opts pgx.TxOptions) (*tx, error) {
 	loc, err := c.strat.locate(ctx, t)
 	if err != nil {
 		return nil, err
@@ -165,6 +198,14 @@ func (c *core) begin(ctx context.Context, t *tenancy.Tenant, opts pgx.TxOptions)
 	}
 	inner, err := conn.Conn().BeginTx(ctx, pgx.TxOptions{BeginQuery: beginSQL})
 	if err != nil {
+		if pgCode(err) == codeFrozen {
+			// The BEGIN ran and its tenant statement found the fence held.
+			_, rbErr := conn.Conn().Exec(context.WithoutCancel(ctx), "ROLLBACK", simple)
+			if rbErr != nil {
+				_ = conn.Conn().Close(context.WithoutCancel(ctx))
+			}
+			err = fmt.Errorf("%w: %w", errFrozen, err)
+		}
 		conn.Release()
 		loc.done()
 		return nil, err

@@ -121,7 +121,7 @@ func (p *Database) locate(ctx context.Context, t *tenancy.Tenant) (location, err
 		if err != nil {
 			return nil, err
 		}
-		sc := newScope(t.ID, p.cfg.Role, srv.path)
+		sc := newScope(tenancy.IsolationDatabase, t, p.cfg.Role, srv.path)
 		sc.name = name
 		return sc, nil
 	})

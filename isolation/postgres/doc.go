@@ -26,6 +26,18 @@
 // or Begin on a Querier) sets the tenant in its BEGIN's round trip and
 // refuses every call once it has ended.
 //
+// # Moves
+//
+// The tenant statement also takes the tenant's fence (FenceKey) shared,
+// with a try that never waits, so that package move can hold one tenant's
+// statements, and only that tenant's, while it switches the tenant to
+// another place: a statement that finds the fence held runs nothing, waits
+// (Config.FreezeTimeout, then *isolation.FrozenError, a 503 with
+// Retry-After), and with Config.Reload follows the tenant to its new place
+// once the move has switched its record. PlaceOf tells where a tenant's
+// data is, for the mover. Citus mode takes no fence: moves do not support
+// it.
+//
 // # Native access
 //
 // For returns a Querier with pgx's own shapes (pgconn.CommandTag, pgx.Rows,

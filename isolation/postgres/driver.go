@@ -58,7 +58,7 @@ func NewConnector(p isolation.Provider) (driver.Connector, error) {
 	if len(cores) == 0 {
 		return nil, errors.New("tenancy: the database/sql connector needs an RLS or Schema provider")
 	}
-	return &connector{p: p, pool: pool, logger: cores[0].cfg.Logger, exec: newExecutor(&cores[0].cfg)}, nil
+	return &connector{p: p, pool: pool, logger: cores[0].cfg.Logger, fence: cores[0], exec: newExecutor(&cores[0].cfg)}, nil
 }
 
 // defaultPools returns the default server's pool that every RLS or Schema
@@ -139,6 +139,9 @@ type connector struct {
 	pool   *pgxpool.Pool
 	exec   *executor
 	logger *slog.Logger
+	// fence waits out moves with the first provider's FreezeTimeout and
+	// Reload.
+	fence *core
 }
 
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -234,7 +237,43 @@ func (s *sqlConn) statementScope(ctx context.Context) (sc *scope, path string, e
 	return sc, sc.path, nil
 }
 
+// waitFence waits after a statement outside a transaction, or a BEGIN,
+// found its tenant's fence held by a move, and returns the context to try
+// again with: its tenant is the record as it is now, which a move may have
+// switched to another place.
+func (s *sqlConn) waitFence(ctx context.Context, start *time.Time, attempt int) (context.Context, error) {
+	t, ok := tenancy.FromContext(ctx)
+	if !ok {
+		return nil, tenancy.ErrNoTenant
+	}
+	if start.IsZero() {
+		*start = time.Now()
+	}
+	nt, err := s.c.fence.waitFence(ctx, t, *start, attempt)
+	var moved *isolation.MovedError
+	if errors.As(err, &moved) {
+		nt, err = moved.Tenant, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return tenancy.WithTenant(ctx, nt), nil
+}
+
 func (s *sqlConn) QueryContext(ctx context.Context, query string, named []driver.NamedValue) (driver.Rows, error) {
+	var start time.Time
+	for attempt := 0; ; attempt++ {
+		rs, err := s.queryOnce(ctx, query, named)
+		if err == nil || !frozen(err) {
+			return rs, err
+		}
+		if ctx, err = s.waitFence(ctx, &start, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (s *sqlConn) queryOnce(ctx context.Context, query string, named []driver.NamedValue) (driver.Rows, error) {
 	if s.conn.IsClosed() {
 		return nil, driver.ErrBadConn
 	}
@@ -256,6 +295,19 @@ func (s *sqlConn) QueryContext(ctx context.Context, query string, named []driver
 }
 
 func (s *sqlConn) ExecContext(ctx context.Context, query string, named []driver.NamedValue) (driver.Result, error) {
+	var start time.Time
+	for attempt := 0; ; attempt++ {
+		res, err := s.execOnce(ctx, query, named)
+		if err == nil || !frozen(err) {
+			return res, err
+		}
+		if ctx, err = s.waitFence(ctx, &start, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (s *sqlConn) execOnce(ctx context.Context, query string, named []driver.NamedValue) (driver.Result, error) {
 	if s.conn.IsClosed() {
 		return nil, driver.ErrBadConn
 	}
@@ -323,6 +375,19 @@ func (s *sqlConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx
 	if opts.ReadOnly {
 		txOpts.AccessMode = pgx.ReadOnly
 	}
+	var start time.Time
+	for attempt := 0; ; attempt++ {
+		tx, err := s.beginOnce(ctx, txOpts)
+		if err == nil || !frozen(err) {
+			return tx, err
+		}
+		if ctx, err = s.waitFence(ctx, &start, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (s *sqlConn) beginOnce(ctx context.Context, txOpts pgx.TxOptions) (driver.Tx, error) {
 	sc, err := s.scopeFor(ctx)
 	if err != nil {
 		return nil, err
@@ -341,6 +406,13 @@ func (s *sqlConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx
 	if _, err := s.conn.Exec(ctx, begin); err != nil {
 		if pgconn.SafeToRetry(err) {
 			return nil, driver.ErrBadConn
+		}
+		if pgCode(err) == codeFrozen {
+			// The BEGIN ran and its tenant statement found the fence held.
+			if _, rbErr := s.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK", simple); rbErr != nil {
+				return nil, driver.ErrBadConn
+			}
+			return nil, fmt.Errorf("%w: %w", errFrozen, err)
 		}
 		return nil, err
 	}

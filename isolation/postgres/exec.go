@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-tenancy/tenancy"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -28,13 +29,30 @@ const TenantSetting = "app.tenant_id"
 // statement of its own under a name the library uses; its functions are
 // qualified, so no function earlier on a search path a statement left behind
 // can stand in for them.
+//
+// It also takes the tenant's fence (see FenceKey) shared, without waiting,
+// for the rest of the transaction: while a move holds the fence exclusively,
+// the try fails and the division by zero it then makes aborts the implicit
+// transaction before the caller's statement runs (the server skips the rest
+// of the pipeline), and the provider waits and tries again. A failed try is
+// told apart from the caller's own errors by where it arrives: as the tenant
+// statement's result.
 const setTenantSQL = "SELECT pg_catalog.set_config('" + TenantSetting + "', $1, true), " +
-	"pg_catalog.set_config('role', $2, true), pg_catalog.set_config('search_path', $3, true)"
+	"pg_catalog.set_config('role', $2, true), pg_catalog.set_config('search_path', $3, true), " +
+	"1 / pg_catalog.pg_try_advisory_xact_lock_shared($4, $5)::int4"
 
 var (
-	textOIDs    = []uint32{25, 25, 25} // text
-	textFormats = []int16{pgx.TextFormatCode, pgx.TextFormatCode, pgx.TextFormatCode}
+	tenantOIDs    = []uint32{25, 25, 25, 23, 23} // text, text, text, int4, int4
+	tenantFormats = []int16{pgx.TextFormatCode, pgx.TextFormatCode, pgx.TextFormatCode, pgx.TextFormatCode, pgx.TextFormatCode}
 )
+
+// codeFrozen is the SQLSTATE of the tenant statement's failed fence try
+// (division_by_zero).
+const codeFrozen = "22012"
+
+// errFrozen marks a tenant statement whose fence try failed: nothing of the
+// caller's ran.
+var errFrozen = errors.New("tenancy: tenant fence held by a move")
 
 // scope is what the tenant statement sets for one tenant: its ID, the role
 // statements run as, and the search path, which always ends in an explicit
@@ -44,15 +62,20 @@ type scope struct {
 	tenantID string
 	role     string
 	path     string
+	fence    [2]int32
 	params   [][]byte
 	// name is the tenant's schema or database name, where it has one.
 	name string
 }
 
-func newScope(tenantID, role, path string) *scope {
+func newScope(kind tenancy.Isolation, t *tenancy.Tenant, role, path string) *scope {
+	f := FenceKey(kind, t.Placement, t.ID)
 	return &scope{
-		tenantID: tenantID, role: role, path: path,
-		params: [][]byte{[]byte(tenantID), []byte(role), []byte(path)},
+		tenantID: t.ID, role: role, path: path, fence: f,
+		params: [][]byte{
+			[]byte(t.ID), []byte(role), []byte(path),
+			strconv.AppendInt(nil, int64(f[0]), 10), strconv.AppendInt(nil, int64(f[1]), 10),
+		},
 	}
 }
 
@@ -74,7 +97,11 @@ func (s *scope) beginSQL(opts pgx.TxOptions) (string, error) {
 	b.WriteString(quoteLiteral(s.role))
 	b.WriteString(", true), pg_catalog.set_config('search_path', ")
 	b.WriteString(quoteLiteral(s.path))
-	b.WriteString(", true)")
+	b.WriteString(", true), 1 / pg_catalog.pg_try_advisory_xact_lock_shared(")
+	b.WriteString(strconv.FormatInt(int64(s.fence[0]), 10))
+	b.WriteString(", ")
+	b.WriteString(strconv.FormatInt(int64(s.fence[1]), 10))
+	b.WriteString(")::int4")
 	return b.String(), nil
 }
 
@@ -346,14 +373,16 @@ func (e *executor) start(ctx context.Context, c *pgx.Conn, sc *scope, qs []query
 	switch {
 	case sc != nil && e.citus:
 		// Each statement its own message: one round trip all the same.
+		// (No fence: moves do not support Citus.)
 		for _, stmt := range sc.citusSetup("BEGIN") {
 			pipe.SendQueryParams(stmt, nil, nil, nil, nil)
 			r.skip++
 		}
 		r.explicit = true
 	case sc != nil:
-		pipe.SendQueryParams(setTenantSQL, sc.params, textOIDs, textFormats, nil)
+		pipe.SendQueryParams(setTenantSQL, sc.params, tenantOIDs, tenantFormats, nil)
 		r.skip++
+		r.fenced = true
 	}
 	if cold > 0 {
 		// A statement new to the connection is prepared once, however often
@@ -421,7 +450,8 @@ type results struct {
 	pipe   *pgconn.Pipeline
 	st     *connState
 	qs     []query
-	skip   int // leading results (deallocations, tenant statement) not read yet
+	skip   int  // leading results (deallocations, tenant statement) not read yet
+	fenced bool // the last leading result is the tenant statement's
 	next   int
 	err    error
 	finish func(error)
@@ -440,6 +470,9 @@ func (r *results) skipLeading() error {
 		}
 		if rr, ok := res.(*pgconn.ResultReader); ok {
 			if _, err := rr.Close(); err != nil {
+				if r.skip == 1 && r.fenced && pgCode(err) == codeFrozen {
+					return fmt.Errorf("%w: %w", errFrozen, err)
+				}
 				return err
 			}
 		}

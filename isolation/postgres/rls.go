@@ -43,7 +43,7 @@ func (p *RLS) locate(_ context.Context, t *tenancy.Tenant) (location, error) {
 	if err != nil {
 		return location{}, err
 	}
-	sc, err := p.scopes.get(t, func() (*scope, error) { return newScope(t.ID, p.cfg.Role, srv.path), nil })
+	sc, err := p.scopes.get(t, func() (*scope, error) { return newScope(tenancy.IsolationRLS, t, p.cfg.Role, srv.path), nil })
 	if err != nil {
 		return location{}, err
 	}

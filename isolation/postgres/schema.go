@@ -116,7 +116,7 @@ func (p *Schema) locate(_ context.Context, t *tenancy.Tenant) (location, error) 
 		if err != nil {
 			return nil, err
 		}
-		return newScope(t.ID, p.cfg.Role, pgx.Identifier{name}.Sanitize()+", pg_temp"), nil
+		return newScope(tenancy.IsolationSchema, t, p.cfg.Role, pgx.Identifier{name}.Sanitize()+", pg_temp"), nil
 	})
 	if err != nil {
 		return location{}, err
