@@ -3,6 +3,8 @@ package postgres
 import (
 	"container/list"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -25,10 +27,19 @@ const TenantSetting = "app.tenant_id"
 // search path for the rest of the transaction (is_local = true), so nothing
 // outlives the transaction or the pipeline's implicit transaction, and a
 // pooled connection or a transaction pooler never hands it to the next
-// borrower. It is sent unnamed every time, so no SQL can replace it with a
-// statement of its own under a name the library uses; its functions are
-// qualified, so no function earlier on a search path a statement left behind
-// can stand in for them.
+// borrower. Its functions are qualified, so no function earlier on a search
+// path a statement left behind can stand in for them.
+//
+// On a direct connection it is prepared once per connection, like the
+// caller's statements, under a name drawn at random for that connection
+// (see connState.prefix), so that no statement of the application's can
+// replace it by naming it: a fixed name could be re-prepared by mistake
+// (PREPARE, or DEALLOCATE then PREPARE, in a tenant statement) and then set
+// another tenant for whoever used the connection next. Sending it unnamed
+// every time would close that too, but costs PostgreSQL a parse, analysis
+// and plan of it on every request: a quarter of a backend's CPU on a read by
+// primary key, measured. Behind a transaction pooler (PoolerTransaction) it
+// is sent unnamed, as every statement is there.
 //
 // It also takes the tenant's fence (see FenceKey) shared, without waiting,
 // for the rest of the transaction: while a move holds the fence exclusively,
@@ -172,6 +183,12 @@ type connState struct {
 	stmts map[stmtKey]*list.Element
 	lru   list.List
 	seq   uint64
+	// prefix starts every statement name on this connection: "tenancy_",
+	// then random hex drawn when the connection is first used, so that no
+	// application statement names one by mistake.
+	prefix string
+	// tenantStmt names the prepared tenant statement ("" until prepared).
+	tenantStmt string
 	// dealloc lists evicted statements to close in the next pipeline.
 	dealloc []string
 	eqb     pgx.ExtendedQueryBuilder
@@ -189,7 +206,9 @@ func stateOf(c *pgx.Conn) *connState {
 	if st, ok := data[connStateKey].(*connState); ok {
 		return st
 	}
-	st := &connState{stmts: make(map[stmtKey]*list.Element)}
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	st := &connState{stmts: make(map[stmtKey]*list.Element), prefix: "tenancy_" + hex.EncodeToString(b[:]) + "_"}
 	data[connStateKey] = st
 	return st
 }
@@ -204,6 +223,10 @@ func (st *connState) reset() {
 		if name := el.Value.(*cachedStmt).sd.Name; name != "" {
 			st.dealloc = append(st.dealloc, name)
 		}
+	}
+	if st.tenantStmt != "" {
+		st.dealloc = append(st.dealloc, st.tenantStmt)
+		st.tenantStmt = ""
 	}
 	clear(st.stmts)
 	st.lru.Init()
@@ -239,7 +262,7 @@ func (st *connState) evict(s *cachedStmt) {
 
 func (st *connState) nextName() string {
 	st.seq++
-	return "tenancy_" + strconv.FormatUint(st.seq, 10)
+	return st.prefix + strconv.FormatUint(st.seq, 10)
 }
 
 // query is one statement of a pipeline and, once described, its encoded
@@ -379,6 +402,15 @@ func (e *executor) start(ctx context.Context, c *pgx.Conn, sc *scope, qs []query
 			r.skip++
 		}
 		r.explicit = true
+	case sc != nil && e.named:
+		if st.tenantStmt == "" {
+			st.tenantStmt = st.nextName()
+			pipe.SendPrepare(st.tenantStmt, setTenantSQL, tenantOIDs)
+			r.skip++
+		}
+		pipe.SendQueryPrepared(st.tenantStmt, sc.params, tenantFormats, nil)
+		r.skip++
+		r.fenced = true
 	case sc != nil:
 		pipe.SendQueryParams(setTenantSQL, sc.params, tenantOIDs, tenantFormats, nil)
 		r.skip++
@@ -490,6 +522,7 @@ func (r *results) reader() (*pgconn.ResultReader, error) {
 	}
 	if err := r.skipLeading(); err != nil {
 		r.err = err
+		r.repair(nil, err)
 		return nil, err
 	}
 	if r.next >= len(r.qs) {
