@@ -383,7 +383,7 @@ func run(ctx context.Context, cfg Config) (err error) {
 			if err := settle(ctx, d, bin, servers, sc, cfg.Settle, res); err != nil {
 				return err
 			}
-			logf("%s: every server restarted and watched for %s", sc, cfg.Settle)
+			logf("%s: every server serving it restarted and watched for %s", sc, cfg.Settle)
 		}
 	}
 
@@ -412,11 +412,15 @@ func run(ctx context.Context, cfg Config) (err error) {
 	return nil
 }
 
-// settle restarts every server fresh (new process, new pool, new
-// PostgreSQL backends) and drives it for dur under scenario, recording how
-// long it took to hold 90% of the steady throughput the rounds measured.
+// settle restarts every server that serves scenario fresh (new process,
+// new pool, new PostgreSQL backends) and drives it for dur under scenario,
+// recording how long it took to hold 90% of the steady throughput the
+// rounds measured.
 func settle(ctx context.Context, d *driver, bin string, servers []*server, scenario string, dur time.Duration, res *results) error {
 	for i, s := range servers {
+		if !serves(s.name, scenario) {
+			continue
+		}
 		s.stop()
 		fresh, err := startServer(ctx, bin, s.spec)
 		if err != nil {
