@@ -17,11 +17,13 @@
 //
 // A one-shot call (Exec, Query, QueryRow) sends the tenant statement and the
 // caller's statement in one pipeline: one round trip, the implicit
-// transaction of the pipeline holding both. The tenant statement is sent
-// unnamed every time, so no SQL can replace it; the caller's statements are
-// prepared once per connection and search path (pgx's own cache is keyed by
-// SQL alone, which would share a statement's row description between
-// schemas at different versions). With Config.Pooler set to
+// transaction of the pipeline holding both. The tenant statement and the
+// caller's statements are prepared once per connection (the caller's per
+// search path too: pgx's own cache is keyed by SQL alone, which would share
+// a statement's row description between schemas at different versions),
+// under names that start with a prefix drawn at random for the connection,
+// so that no statement of the application's names one by mistake (to
+// re-prepare it with another tenant, say). With Config.Pooler set to
 // PoolerTransaction, only unnamed statements are sent. A transaction (Tx,
 // or Begin on a Querier) sets the tenant in its BEGIN's round trip and
 // refuses every call once it has ended.
