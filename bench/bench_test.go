@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -68,15 +69,32 @@ func TestSmoke(t *testing.T) {
 		modes      []string
 		scenarios  string
 		want       []string
+		// second and citus run on TEST_DATABASE_URL2 and TEST_CITUS_URL,
+		// without the warm-up watch, to stay short.
+		second, citus bool
 	}{
 		{name: "all modes", want: append(append([]string{}, allModes...), "schema-5", "schema-12", "schema-12-uniform")},
 		{name: "delay proxy, partitioned schema pools", delay: time.Millisecond, partitions: 2, modes: []string{"baseline", "rls", "schema"}, scenarios: "read,create", want: []string{"baseline", "rls", "schema"}},
+		// Half the tenants on a second server: a server that sent them to
+		// the first would find none of their notes.
+		{name: "two servers", second: true, modes: []string{"baseline", "rls-2servers", "schema-2servers"}, scenarios: "read,create", want: []string{"baseline", "rls-2servers", "schema-2servers"}},
+		{name: "citus", citus: true, modes: []string{"baseline", "citus-rls", "citus-schema"}, scenarios: "read,create", want: []string{"baseline", "citus-rls", "citus-schema"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := defaultConfig()
 			cfg.smoke()
+			// Skips, or fails under CI=true, without the server.
+			if tt.second {
+				cfg.DSN2 = testenv.SecondDatabaseURL(t)
+			}
+			if tt.citus {
+				cfg.CitusDSN = testenv.CitusURL(t)
+			}
+			if tt.second || tt.citus {
+				cfg.Settle = 0
+			}
 			cfg.DSN = testenv.DatabaseURL()
 			cfg.ServerBin = bin
 			cfg.Delay = tt.delay
@@ -132,8 +150,11 @@ func TestSmoke(t *testing.T) {
 			// The first scenario of the run without a delay watched every
 			// fresh server settle; a server this small settles within
 			// the watch.
-			if tt.delay == 0 {
+			if tt.delay == 0 && cfg.Settle > 0 {
 				for _, m := range tt.want {
+					if !serves(m, scenarios[0]) {
+						continue
+					}
 					r := got[cellKey{m, scenarios[0]}]
 					if r.SettleWatchedS != 1 || r.FirstSecondRatio == nil || *r.FirstSecondRatio <= 0 {
 						t.Errorf("%s / %s: no warm-up measured: %+v", m, scenarios[0], r)
@@ -376,6 +397,45 @@ func TestConfigModes(t *testing.T) {
 	cfg.Scenarios = "read,update"
 	if _, err := cfg.scenarios(); err == nil {
 		t.Fatal("unknown scenario accepted")
+	}
+}
+
+// TestConfigPlacedModes: the modes over several servers are left out of
+// the default run and refused, naming the flag, without their URL.
+func TestConfigPlacedModes(t *testing.T) {
+	t.Parallel()
+	cfg := defaultConfig()
+	modes, _ := cfg.modes()
+	for _, m := range placedModes {
+		if slices.Contains(modes, m) {
+			t.Errorf("%s is in the default modes", m)
+		}
+	}
+	tests := []struct {
+		mode, dsn2, citus, wantErr string
+	}{
+		{"rls-2servers", "", "", "-dsn2"},
+		{"schema-2servers", "", "postgres://c/citus", "-dsn2"},
+		{"citus-rls", "postgres://b/postgres", "", "-citus-dsn"},
+		{"citus-schema", "", "", "-citus-dsn"},
+		{"citus-schema", "", "mysql://c/citus", "postgres:// URL"},
+		{"rls-2servers", "postgres://b/postgres", "", ""},
+		{"citus-rls", "", "postgres://c/citus", ""},
+	}
+	for _, tt := range tests {
+		cfg := defaultConfig()
+		cfg.Modes, cfg.DSN2, cfg.CitusDSN = []string{"baseline", tt.mode}, tt.dsn2, tt.citus
+		_, err := cfg.modes()
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("%s with dsn2 %q, citus %q: %v", tt.mode, tt.dsn2, tt.citus, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%s with dsn2 %q, citus %q: err %v, want one naming %s", tt.mode, tt.dsn2, tt.citus, err, tt.wantErr)
+		}
+	}
+	cfg.Modes, cfg.DSN2, cfg.Delay = []string{"rls-2servers"}, "postgres://b/postgres", time.Millisecond
+	if _, err := cfg.modes(); err == nil {
+		t.Error("a delay with a two-server mode accepted")
 	}
 }
 

@@ -32,8 +32,19 @@
 // tenant alike, the worst case. -partitions sets the schema servers'
 // SchemaConfig.Partitions.
 //
-// Warm-up: after the rounds of the first scenario, every server is
-// restarted (a new process, pool and PostgreSQL backends) and driven for
+// Several servers (not in the default run; name them in -modes):
+// rls-2servers and schema-2servers are rls and schema mode with half the
+// tenants placed (Tenant.Placement) on a second PostgreSQL server (-dsn2,
+// default DATABASE_URL2; a scratch database of its own there too), one pool
+// per server; citus-rls is rls mode over a notes table distributed on
+// tenant_id (its reads also name tenant_id, so that Citus routes each to
+// one shard), citus-schema schema mode over a distributed schema per tenant,
+// both on a Citus coordinator (-citus-dsn, default CITUS_URL, a superuser
+// URL of a Citus database; the run creates and drops schemas of its own
+// there). Without its URL such a mode is refused.
+//
+// Warm-up: after the rounds of the first scenario, every server serving it
+// is restarted (a new process, pool and PostgreSQL backends) and driven for
 // -settle (default 6s); the warm-up table gives its throughput in its first
 // second and the time until every one-second window holds 90% of the
 // steady throughput the rounds measured ("> 6s": not within the watch).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-tenancy/tenancy/bench/internal/fixture"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -23,9 +24,10 @@ type driver struct {
 	client  *http.Client
 	data    *fixtureData
 	clients int
-	// admin finds the servers' PostgreSQL backends, to measure their CPU.
-	admin *pgxpool.Pool
-	seed  uint64
+	// admins find the servers' PostgreSQL backends, to measure their CPU:
+	// a pool on each PostgreSQL server of the run.
+	admins []*pgxpool.Pool
+	seed   uint64
 }
 
 // cell is one measurement of one mode under one scenario.
@@ -265,26 +267,24 @@ func (d *driver) probe(ctx context.Context, s *server) error {
 // server named name (by application_name), or nil when it cannot be read
 // from /proc (PostgreSQL on another machine).
 func (d *driver) backendCPU(ctx context.Context, name string) map[int]time.Duration {
-	if d.admin == nil {
+	if len(d.admins) == 0 {
 		return nil
 	}
-	rows, err := d.admin.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", "bench-"+name)
-	if err != nil {
-		return nil
-	}
-	defer rows.Close()
 	out := map[int]time.Duration{}
-	for rows.Next() {
-		var pid int
-		if rows.Scan(&pid) != nil {
+	for _, admin := range d.admins {
+		rows, err := admin.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", "bench-"+name)
+		if err != nil {
 			return nil
 		}
-		if cpu := procCPU(pid); cpu >= 0 {
-			out[pid] = cpu
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			return nil
 		}
-	}
-	if rows.Err() != nil {
-		return nil
+		for _, pid := range pids {
+			if cpu := procCPU(pid); cpu >= 0 {
+				out[pid] = cpu
+			}
+		}
 	}
 	return out
 }

@@ -47,6 +47,12 @@ var allScenarios = []string{scenarioRead, scenarioList, scenarioCreate, scenario
 type Config struct {
 	// DSN is a PostgreSQL URL of a role that may create databases and roles.
 	DSN string
+	// DSN2 is a second PostgreSQL server, as DSN, for rls-2servers and
+	// schema-2servers. Default none: those modes are refused.
+	DSN2 string
+	// CitusDSN is a Citus coordinator's database, as a superuser, for
+	// citus-rls and citus-schema. Default none: those modes are refused.
+	CitusDSN string
 	// Tenants is T, the tenants of every mode but schema-<n>. Default 100.
 	Tenants int
 	// Notes is N, the notes seeded per tenant. Default 100.
@@ -60,7 +66,8 @@ type Config struct {
 	// Warmup is the unmeasured load each server gets before the rounds of
 	// each scenario. Default 500ms.
 	Warmup time.Duration
-	// Modes to run; nil means all, or delayModes with a Delay.
+	// Modes to run; nil means all but placedModes, or delayModes with a
+	// Delay.
 	Modes []string
 	// Scenarios is a comma-separated list; those no chosen mode serves are
 	// left out. Default all: "read,list,create,invoice,project".
@@ -163,13 +170,16 @@ func (c *Config) modes() ([]string, error) {
 		return out, nil
 	}
 	for _, m := range c.Modes {
-		if _, fleet := c.fleetMode(m); !slices.Contains(allModes, m) && !fleet {
-			var names []string
+		if _, fleet := c.fleetMode(m); !slices.Contains(allModes, m) && !slices.Contains(placedModes, m) && !fleet {
+			names := append(slices.Clone(allModes), placedModes...)
 			for _, fm := range c.fleetModes() {
 				names = append(names, fm.name)
 			}
-			return nil, fmt.Errorf("unknown mode %q (modes: %s)", m, strings.Join(append(slices.Clone(allModes), names...), ", "))
+			return nil, fmt.Errorf("unknown mode %q (modes: %s)", m, strings.Join(names, ", "))
 		}
+	}
+	if err := c.checkPlaced(c.Modes); err != nil {
+		return nil, err
 	}
 	return c.Modes, nil
 }
@@ -237,7 +247,8 @@ func run(ctx context.Context, cfg Config) (err error) {
 		return fmt.Errorf("connect to %s: %w", redact(base), err)
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
-	dbName := "tenancy_bench_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
+	dbName := "tenancy_bench_" + runID
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
 		return fmt.Errorf("create scratch database: %w", err)
 	}
@@ -268,7 +279,19 @@ func run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	logf("seeded in %s: %s", since(t0), need)
+	// The placed modes' other servers, dropped after the servers stopped.
+	pl, err := setupPlaced(ctx, cfg, modes, pool, dbName, runID, data)
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
+		defer cancel()
+		if cerr := pl.close(dctx); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	logf("seeded in %s: %s%s", since(t0), need, pl)
 
 	// The servers reach PostgreSQL directly, or through the delay proxy, as
 	// the application role.
@@ -315,6 +338,18 @@ func run(ctx context.Context, cfg Config) (err error) {
 		u := srvURL
 		u.RawQuery = q.Encode()
 		spec.dsn = u.String()
+		switch {
+		case twoServers(name):
+			spec.mode = strings.TrimSuffix(name, "-2servers")
+			_, spec.dsn2 = pl.serverDSNs(name, cfg.AppUser)
+			spec.secondFrom = secondFrom(cfg.Tenants)
+		case onCitus(name):
+			spec.mode, spec.citus = strings.TrimPrefix(name, "citus-"), true
+			spec.dsn, _ = pl.serverDSNs(name, cfg.AppUser)
+			if name == "citus-schema" {
+				spec.prefix = pl.citusPrefix
+			}
+		}
 		s, err := startServer(ctx, bin, spec)
 		if err != nil {
 			return err
@@ -334,7 +369,7 @@ func run(ctx context.Context, cfg Config) (err error) {
 		Timeout: 30 * time.Second,
 	}
 	defer client.CloseIdleConnections()
-	d := &driver{client: client, data: data, clients: cfg.Clients, admin: pool}
+	d := &driver{client: client, data: data, clients: cfg.Clients, admins: append([]*pgxpool.Pool{pool}, pl.pools()...)}
 
 	// Cross-tenant probes: a server that hands out another tenant's note
 	// fails the run before anything is timed.

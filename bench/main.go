@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -20,13 +21,15 @@ func main() {
 	schemaTenants := formatCounts(cfg.SchemaTenants)
 	smoke := flag.Bool("smoke", false, "tiny run (T=3, N=5, C=2, 200ms, 1 round, pool 2, schema-tenants 5,12, active 6, settle 1s) for CI")
 	flag.StringVar(&cfg.DSN, "dsn", envOr("DATABASE_URL", defaultDSN), "PostgreSQL URL; the harness creates and drops a scratch database on that server")
+	flag.StringVar(&cfg.DSN2, "dsn2", os.Getenv("DATABASE_URL2"), "second PostgreSQL server, for modes rls-2servers and schema-2servers (half the tenants placed there); the harness creates and drops a scratch database there too")
+	flag.StringVar(&cfg.CitusDSN, "citus-dsn", os.Getenv("CITUS_URL"), "Citus coordinator database (superuser), for modes citus-rls and citus-schema; the harness creates and drops schemas of its own there")
 	flag.IntVar(&cfg.Tenants, "tenants", cfg.Tenants, "tenants T")
 	flag.IntVar(&cfg.Notes, "notes", cfg.Notes, "notes seeded per tenant N")
 	flag.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent clients C")
 	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time per cell (mode x scenario) and round")
 	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds; each rotates the order of the modes")
 	flag.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured load per mode before the rounds of each scenario")
-	flag.StringVar(&modes, "modes", "", "comma-separated modes (default: all; with -delay, those that talk to PostgreSQL): "+strings.Join(allModes, ","))
+	flag.StringVar(&modes, "modes", "", "comma-separated modes (default: all but those over several servers; with -delay, those that talk to PostgreSQL): "+strings.Join(slices.Concat(allModes, placedModes), ","))
 	flag.StringVar(&cfg.Scenarios, "scenarios", cfg.Scenarios, "comma-separated scenarios: read, list, create (the notes modes), invoice (invoicer modes), project (projectr modes); those no chosen mode serves are skipped")
 	flag.DurationVar(&cfg.Delay, "delay", 0, "latency added each way between servers and PostgreSQL by a loopback proxy (0: direct)")
 	flag.StringVar(&schemaTenants, "schema-tenants", schemaTenants, "comma-separated tenant counts: also run schema mode over each many tenant schemas, as mode schema-<n> (0: off); over more than -active, as schema-<n> (Zipf over -active tenants) and schema-<n>-uniform")

@@ -31,6 +31,12 @@ type serverSpec struct {
 	prefix string
 	// partitions is passed to schema-mode servers.
 	partitions int
+	// dsn2 is the second server of a two-server mode, holding the tenants
+	// from secondFrom on.
+	dsn2       string
+	secondFrom int
+	// citus says dsn is a Citus coordinator.
+	citus bool
 }
 
 // server is one running server process.
@@ -60,6 +66,12 @@ func startServer(ctx context.Context, bin string, spec serverSpec) (*server, err
 	}
 	if spec.prefix != "" {
 		args = append(args, "-prefix", spec.prefix)
+	}
+	if spec.dsn2 != "" {
+		args = append(args, "-dsn2", spec.dsn2, "-second-from", strconv.Itoa(spec.secondFrom))
+	}
+	if spec.citus {
+		args = append(args, "-citus")
 	}
 	if spec.partitions > 0 && spec.mode == "schema" {
 		args = append(args, "-partitions", strconv.Itoa(spec.partitions))

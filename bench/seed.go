@@ -30,6 +30,8 @@ func dataSchema(mode string) string {
 	switch mode {
 	case "baseline", "tx", "rls", "hybrid", "pgx", "gorm":
 		return "m_" + mode
+	case "rls-2servers":
+		return "m_rls2"
 	case "gorm-plain":
 		return "m_gorm_plain"
 	case "invoicer-base":
@@ -55,6 +57,8 @@ func schemaPrefix(cfg Config, mode string) string {
 		return "inv_"
 	case "projectr":
 		return "prj_"
+	case "schema-2servers":
+		return "s2_"
 	}
 	if fm, ok := cfg.fleetMode(mode); ok {
 		return fm.prefix()

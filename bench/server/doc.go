@@ -9,7 +9,12 @@
 //	hybrid    tenancy middleware, isolation.Hybrid: starters under RLS, enterprise tenants in schemas
 //	sqlite    tenancy middleware, isolation/sqlite: a file per tenant
 //
-// and the example apps' requests, each mode beside its no-tenancy baseline
+// With -dsn2 and -second-from, rls and schema mode place the tenants from
+// -second-from on (Tenant.Placement "second") on a second server, through
+// isolation/postgres Config.Placements; with -citus, -dsn is a Citus
+// coordinator (Config.Citus), and rls mode's reads also name tenant_id.
+//
+// It also serves the example apps' requests, each mode beside its no-tenancy baseline
 // (GET /invoices/{id} and GET /projects/{id} instead of the notes):
 //
 //	invoicer-base   the subdomain parsed by hand, raw pgx on shared tables, tenant_id in the query

@@ -25,6 +25,11 @@ type options struct {
 	prefix    string
 	// partitions is postgres.SchemaConfig.Partitions of schema mode.
 	partitions int
+	// dsn2 is a second server: tenants from secondFrom on are placed on it.
+	dsn2       string
+	secondFrom int
+	// citus says dsn is a Citus coordinator (rls and schema modes).
+	citus bool
 }
 
 func main() {
@@ -37,6 +42,9 @@ func main() {
 	flag.StringVar(&o.prefix, "prefix", "", "tenant schema name prefix (schema, hybrid; default the library's)")
 	flag.IntVar(&o.stmtCache, "stmt-cache", 0, "isolation/postgres Config.StatementCacheCapacity (0: the library default)")
 	flag.IntVar(&o.partitions, "partitions", 0, "schema mode: isolation/postgres SchemaConfig.Partitions (0: one pool)")
+	flag.StringVar(&o.dsn2, "dsn2", "", "rls and schema modes: a second server, placement \""+secondPlacement+"\", holding the tenants from -second-from on")
+	flag.IntVar(&o.secondFrom, "second-from", 0, "with -dsn2: the first tenant placed on the second server")
+	flag.BoolVar(&o.citus, "citus", false, "rls and schema modes: -dsn is a Citus coordinator (isolation/postgres Config.Citus)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,6 +58,12 @@ func main() {
 func run(ctx context.Context, o options, logger *slog.Logger) error {
 	if o.tenants < 1 {
 		return errors.New("-tenants must be at least 1")
+	}
+	if o.dsn2 != "" && (o.secondFrom < 0 || o.secondFrom > o.tenants) {
+		return errors.New("-second-from must be from 0 to -tenants")
+	}
+	if (o.dsn2 != "" || o.citus) && o.mode != "rls" && o.mode != "schema" {
+		return errors.New("-dsn2 and -citus serve the rls and schema modes only")
 	}
 	b, err := open(ctx, o, logger)
 	if err != nil {

@@ -38,13 +38,9 @@ func open(ctx context.Context, o options, logger *slog.Logger) (*backend, error)
 	b := &backend{}
 	var pool *pgxpool.Pool
 	if o.mode != "sqlite" {
-		cfg, err := pgxpool.ParseConfig(o.dsn)
-		if err != nil {
-			return nil, fmt.Errorf("parse DSN: %w", err)
-		}
-		cfg.MaxConns = int32(o.pool)
-		if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
-			return nil, fmt.Errorf("open pool: %w", err)
+		var err error
+		if pool, err = openPool(ctx, o.dsn, o.pool); err != nil {
+			return nil, err
 		}
 		b.closers = append(b.closers, pool.Close)
 	}
@@ -68,9 +64,23 @@ func open(ctx context.Context, o options, logger *slog.Logger) (*backend, error)
 
 	// Every other mode resolves the tenant through the library: the header
 	// resolver over an L1-cached in-memory store, and the middleware.
+	pgCfg := postgres.Config{StatementCacheCapacity: o.stmtCache, Logger: logger, Citus: o.citus}
+	if o.dsn2 != "" {
+		second, err := openPool(ctx, o.dsn2, o.pool)
+		if err != nil {
+			b.close()
+			return nil, fmt.Errorf("second server: %w", err)
+		}
+		b.closers = append(b.closers, second.Close)
+		pgCfg.Placements = map[string]*pgxpool.Pool{secondPlacement: second}
+	}
 	store := memstore.New()
 	for i := range o.tenants {
-		if _, err := store.Create(ctx, fixture.Tenant(i)); err != nil {
+		t := fixture.Tenant(i)
+		if o.dsn2 != "" && i >= o.secondFrom {
+			t.Placement = secondPlacement
+		}
+		if _, err := store.Create(ctx, t); err != nil {
 			b.close()
 			return nil, fmt.Errorf("create tenant %d: %w", i, err)
 		}
@@ -83,7 +93,6 @@ func open(ctx context.Context, o options, logger *slog.Logger) (*backend, error)
 		Logger:      logger,
 	})
 
-	pgCfg := postgres.Config{StatementCacheCapacity: o.stmtCache, Logger: logger}
 	var n notes
 	switch o.mode {
 	case "tx":
@@ -95,6 +104,11 @@ func open(ctx context.Context, o options, logger *slog.Logger) (*backend, error)
 			return nil, err
 		}
 		n = &libNotes{p: p}
+		if o.citus {
+			// Statements on a distributed table name the distribution
+			// column, so that Citus routes them to one shard.
+			n = &libNotes{p: p, getSQL: fixture.CitusGet, listSQL: fixture.CitusList}
+		}
 	case "schema":
 		p, err := postgres.NewSchema(ctx, pool, postgres.SchemaConfig{Config: pgCfg, Prefix: o.prefix, Partitions: o.partitions})
 		if err != nil {
@@ -168,6 +182,22 @@ func open(ctx context.Context, o options, logger *slog.Logger) (*backend, error)
 	}
 	b.handler = mw(routes(n, logger))
 	return b, nil
+}
+
+// secondPlacement is the Placement of the tenants on the second server.
+const secondPlacement = "second"
+
+func openPool(ctx context.Context, dsn string, size int) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse DSN: %w", err)
+	}
+	cfg.MaxConns = int32(size)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	return pool, nil
 }
 
 // scanner is what a pgx row and an isolation.Row share.
@@ -303,9 +333,12 @@ func (x *txNotes) create(r *http.Request, in fixture.NewNote) (n fixture.Note, e
 }
 
 // libNotes reaches PostgreSQL through an isolation.Provider's one-shot
-// calls: RLS, schema or hybrid.
+// calls: RLS, schema or hybrid. getSQL and listSQL replace the read statements
+// fixture.TenantGet and TenantList when set; they take the tenant ID as
+// their last argument.
 type libNotes struct {
-	p isolation.Provider
+	p               isolation.Provider
+	getSQL, listSQL string
 }
 
 func (l *libNotes) scoped(r *http.Request) (isolation.Scoped, error) {
@@ -321,6 +354,9 @@ func (l *libNotes) get(r *http.Request, id string) (fixture.Note, error) {
 	if err != nil {
 		return fixture.Note{}, err
 	}
+	if l.getSQL != "" {
+		return scanNote(s.QueryRow(r.Context(), l.getSQL, id, s.Tenant.ID))
+	}
 	return scanNote(s.QueryRow(r.Context(), fixture.TenantGet, id))
 }
 
@@ -329,7 +365,12 @@ func (l *libNotes) list(r *http.Request, limit int) ([]fixture.Note, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs, err := s.Query(r.Context(), fixture.TenantList, limit)
+	var rs isolation.Rows
+	if l.listSQL != "" {
+		rs, err = s.Query(r.Context(), l.listSQL, limit, s.Tenant.ID)
+	} else {
+		rs, err = s.Query(r.Context(), fixture.TenantList, limit)
+	}
 	if err != nil {
 		return nil, err
 	}
