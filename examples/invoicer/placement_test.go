@@ -74,6 +74,14 @@ func TestPlacementOverTwoServers(t *testing.T) {
 	db1, db2 := testenv.Pool(t, superDSN), testenv.Pool(t, superDSN2)
 	wantCustomers(t, db1, "default", map[string]int{"tenant_home_co": 1})
 	wantCustomers(t, db2, "eu", map[string]int{"tenant_eu_co": 1})
+	// eu-co's requests came over the request role's pool on server eu,
+	// not the migration role's: a connection as the request role last ran
+	// one of them.
+	var served bool
+	if err := db2.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
+  AND usename = $1 AND query LIKE '%customers%')`, testenv.AppRole).Scan(&served); err != nil || !served {
+		t.Fatalf("server eu: no connection as %s ran a request (%v)", testenv.AppRole, err)
+	}
 
 	rep, err := b.doctor(ctx)
 	if err != nil {

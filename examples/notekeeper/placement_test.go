@@ -56,6 +56,14 @@ func TestPlacementOverTwoServers(t *testing.T) {
 	db1, db2 := testenv.Pool(t, superDSN), testenv.Pool(t, superDSN2)
 	wantRows(t, db1, "default", map[string]int{home.ID: 1})
 	wantRows(t, db2, "eu", map[string]int{eu.ID: 1})
+	// eu-co's requests came over the request role's pool on server eu,
+	// not the migration role's: a connection as the request role last ran
+	// one of them.
+	var served bool
+	if err := db2.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
+  AND usename = $1 AND query LIKE '%notes%')`, testenv.AppRole).Scan(&served); err != nil || !served {
+		t.Fatalf("server eu: no connection as %s ran a request (%v)", testenv.AppRole, err)
+	}
 
 	rep, err := b.doctor(ctx)
 	if err != nil {
