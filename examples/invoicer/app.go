@@ -235,8 +235,17 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 		return nil, nil, nil, nil, err
 	}
 	b.closers = append(b.closers, migPool.Close)
+	// The other servers of DATABASE_URLS, each with a pool per role: the
+	// providers route a tenant to its Placement's, and migrate, purge and
+	// inspect every server. The tenant store and the journal stay on the
+	// default server.
+	placed, err := b.cfg.OpenPlaced(ctx, 1)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	b.closers = append(b.closers, placed.Close)
 
-	pcfg := postgres.Config{Logger: b.logger}
+	pcfg := postgres.Config{Logger: b.logger, Placements: placed.Migration.Placements()}
 	admin, err := postgres.NewSchema(ctx, migPool, postgres.SchemaConfig{Config: pcfg})
 	if err != nil {
 		return nil, nil, nil, nil, b.cfg.SetupHint(ctx, migPool, fmt.Errorf("schema per tenant on MIGRATION_DATABASE_URL: %w", err))
@@ -245,8 +254,12 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 		if err := service.GrantTenantRole(ctx, appPool, migPool, admin.Role()); err != nil {
 			return nil, nil, nil, nil, b.cfg.SetupHint(ctx, migPool, err)
 		}
+		if err := placed.GrantTenantRole(ctx, admin.Role()); err != nil {
+			return nil, nil, nil, nil, err
+		}
 	}
 	appCfg := pcfg
+	appCfg.Placements = placed.App.Placements()
 	if b.tracerProvider != nil {
 		appCfg.Tracer = oteltenancy.New(oteltenancy.Config{
 			TracerProvider: b.tracerProvider,
@@ -288,10 +301,10 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 		if err := migPool.Ping(ctx); err != nil {
 			return fmt.Errorf("ping MIGRATION_DATABASE_URL: %w", err)
 		}
-		return nil
+		return placed.Ping(ctx)
 	}
 	b.doctor = func(ctx context.Context) (*postgres.Report, error) {
-		return postgres.Doctor(ctx, migPool, postgres.DoctorConfig{Role: admin.Role(), AppRole: appPool.Config().ConnConfig.User})
+		return placed.Doctor(ctx, migPool, postgres.DoctorConfig{Role: admin.Role(), AppRole: appPool.Config().ConnConfig.User}, b.tenants)
 	}
 	return store, provider, admin, journal, nil
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +41,23 @@ type Config struct {
 	// tenant store use (MIGRATION_DATABASE_URL): a role that may create
 	// tables and roles. Default DatabaseURL.
 	MigrationDatabaseURL string
+	// DatabaseURLs maps each placement name to the request DSN (the role
+	// of DATABASE_URL) of another PostgreSQL server tenants are placed on,
+	// read from DATABASE_URLS: name=postgres://... entries separated by
+	// commas or line breaks (see postgres.ParseServers), such as
+	// "eu=postgres://app@db-eu/app". A "default" entry, if any, is
+	// DATABASE_URL (and sets it when it is unset); it is not kept here. The
+	// default server holds the tenant store, the migration journal and the
+	// tenants without a placement. A tenant whose Placement names no
+	// server is refused, never served from the default server. Default
+	// none: one server.
+	DatabaseURLs map[string]string
+	// MigrationDatabaseURLs is DatabaseURLs for migrations and provisioning
+	// (MIGRATION_DATABASE_URLS, in the same format): the migration role's
+	// DSN on each of those servers, which it must name, no more, no less.
+	// Default DatabaseURLs; required when MIGRATION_DATABASE_URL differs
+	// from DATABASE_URL, so that no server is migrated as the request role.
+	MigrationDatabaseURLs map[string]string
 	// RedisURL enables the shared tenant cache and cross-instance
 	// invalidation (REDIS_URL). Empty: in-process cache only. Default empty.
 	RedisURL string
@@ -127,7 +146,10 @@ func LoadConfig(env *Env, d Defaults) Config {
 		TenantStore: env.String("TENANT_STORE", d.TenantStore),
 		LogFormat:   env.String("LOG_FORMAT", "text"),
 	}
+	c.DatabaseURLs = serverMap(env, "DATABASE_URLS", "DATABASE_URL", &c.DatabaseURL)
 	c.MigrationDatabaseURL = env.String("MIGRATION_DATABASE_URL", c.DatabaseURL)
+	c.MigrationDatabaseURLs = serverMap(env, "MIGRATION_DATABASE_URLS", "MIGRATION_DATABASE_URL", &c.MigrationDatabaseURL)
+	c.checkServers(env)
 	c.Port = env.Int("PORT", 8000, func(n int) bool { return n >= 0 && n <= 65535 }, "a port number")
 	c.MigrateOnStart = env.Bool("MIGRATE_ON_START", true)
 	c.RateLimitPerMinute = env.Int("RATE_LIMIT_PER_MINUTE", 0, func(n int) bool { return n >= 0 }, "a whole number of requests, 0 for no limit")
@@ -141,7 +163,7 @@ func LoadConfig(env *Env, d Defaults) Config {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		env.Fail(errors.New("LOG_FORMAT must be text or json"))
 	}
-	if _, set := env.Lookup("DATABASE_URL"); !set {
+	if _, set := env.Lookup("DATABASE_URL"); !set && c.DatabaseURL == "" {
 		if _, set := env.Lookup("MIGRATION_DATABASE_URL"); set {
 			env.Fail(errors.New("MIGRATION_DATABASE_URL needs DATABASE_URL"))
 		}
@@ -187,6 +209,62 @@ func LoadConfig(env *Env, d Defaults) Config {
 		env.Fail(errors.New("WRITE_TIMEOUT must be longer than REQUEST_TIMEOUT"))
 	}
 	return c
+}
+
+// serverMap reads the server map in variable (DATABASE_URLS or
+// MIGRATION_DATABASE_URLS) and returns its servers other than the default.
+// Its default server is *def (the variable defaultVar): an entry naming it
+// must match *def, and sets it when it is empty.
+func serverMap(env *Env, variable, defaultVar string, def *string) map[string]string {
+	v, set := env.Lookup(variable)
+	if !set {
+		return nil
+	}
+	servers, err := postgres.ParseServers(v)
+	if err != nil && *def != "" {
+		// No default entry: defaultVar is the default server.
+		if withDefault, err2 := postgres.ParseServers(postgres.DefaultServer + "=" + *def + "\n" + v); err2 == nil {
+			servers, err = withDefault, nil
+		}
+	}
+	if err != nil {
+		env.Fail(fmt.Errorf("%s: %w", variable, err))
+		return nil
+	}
+	switch {
+	case *def == "":
+		*def = servers[""]
+	case *def != servers[""]:
+		env.Fail(fmt.Errorf("%s and the %q server of %s differ: set one of them", defaultVar, postgres.DefaultServer, variable))
+	}
+	delete(servers, "")
+	if len(servers) == 0 {
+		return nil
+	}
+	return servers
+}
+
+// checkServers checks that MIGRATION_DATABASE_URLS names the servers of
+// DATABASE_URLS, and defaults it.
+func (c *Config) checkServers(env *Env) {
+	_, migSet := env.Lookup("MIGRATION_DATABASE_URLS")
+	if !migSet {
+		if len(c.DatabaseURLs) > 0 && c.MigrationDatabaseURL != c.DatabaseURL {
+			env.Fail(errors.New("MIGRATION_DATABASE_URLS must list the migration role's URL on every server of DATABASE_URLS, as MIGRATION_DATABASE_URL does on the default server"))
+		}
+		c.MigrationDatabaseURLs = c.DatabaseURLs
+		return
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.MigrationDatabaseURLs)) {
+		if _, ok := c.DatabaseURLs[name]; !ok {
+			env.Fail(fmt.Errorf("MIGRATION_DATABASE_URLS names server %q, which DATABASE_URLS does not", name))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.DatabaseURLs)) {
+		if _, ok := c.MigrationDatabaseURLs[name]; !ok {
+			env.Fail(fmt.Errorf("MIGRATION_DATABASE_URLS does not name server %q of DATABASE_URLS", name))
+		}
+	}
 }
 
 // IsPostgresURL reports whether s is a postgres:// or postgresql:// URL. It

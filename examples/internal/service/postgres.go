@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,15 +32,114 @@ import (
 // unprepared (pgx's own, such as the readiness ping; the provider's follow
 // Config.Pooler).
 func (c Config) OpenAppPool(ctx context.Context, minConns int32) (*pgxpool.Pool, error) {
-	return c.openPool(ctx, "DATABASE_URL", c.DatabaseURL, minConns, func(pc *pgxpool.Config) {
+	return c.openPool(ctx, "DATABASE_URL", c.DatabaseURL, minConns, c.tuneApp(c.DatabaseURL))
+}
+
+// tuneApp is OpenAppPool's tuning of the pool of dsn.
+func (c Config) tuneApp(dsn string) func(*pgxpool.Config) {
+	return func(pc *pgxpool.Config) {
 		rp := pc.ConnConfig.RuntimeParams
 		if _, set := rp["statement_timeout"]; !set && c.StatementTimeout > 0 && c.Pooler == postgres.PoolerNone {
 			rp["statement_timeout"] = strconv.FormatInt(c.StatementTimeout.Milliseconds(), 10)
 		}
-		if c.Pooler == postgres.PoolerTransaction && !strings.Contains(c.DatabaseURL, "default_query_exec_mode") {
+		if c.Pooler == postgres.PoolerTransaction && !strings.Contains(dsn, "default_query_exec_mode") {
 			pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 		}
-	})
+	}
+}
+
+// Placed are the pools on the servers of DATABASE_URLS, other than the
+// default one: for each, a pool for requests (as OpenAppPool's) and one for
+// migrations (as OpenMigrationPool's), keyed by placement name, to be
+// given as postgres.Config.Placements to the providers of requests and of
+// migrations. Empty with one server.
+type Placed struct {
+	// App holds the request pools, on DatabaseURLs.
+	App postgres.Servers
+	// Migration holds the migration pools, on MigrationDatabaseURLs.
+	Migration postgres.Servers
+}
+
+// OpenPlaced opens and pings the pools of every server of DatabaseURLs
+// and MigrationDatabaseURLs; the request pools have at least minConns
+// connections. On error, what was opened is closed.
+func (c Config) OpenPlaced(ctx context.Context, minConns int32) (_ Placed, err error) {
+	p := Placed{App: postgres.Servers{}, Migration: postgres.Servers{}}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	for _, name := range slices.Sorted(maps.Keys(c.DatabaseURLs)) {
+		dsn := c.DatabaseURLs[name]
+		if p.App[name], err = c.openPool(ctx, fmt.Sprintf("DATABASE_URLS server %q", name), dsn, minConns, c.tuneApp(dsn)); err != nil {
+			return Placed{}, err
+		}
+		if p.Migration[name], err = c.openPool(ctx, fmt.Sprintf("MIGRATION_DATABASE_URLS server %q", name), c.MigrationDatabaseURLs[name], 6, nil); err != nil {
+			return Placed{}, err
+		}
+	}
+	return p, nil
+}
+
+// Close closes every pool.
+func (p Placed) Close() {
+	p.App.Close()
+	p.Migration.Close()
+}
+
+// GrantTenantRole is GrantTenantRole on every server.
+func (p Placed) GrantTenantRole(ctx context.Context, role string) error {
+	for _, name := range slices.Sorted(maps.Keys(p.App)) {
+		if err := GrantTenantRole(ctx, p.App[name], p.Migration[name], role); err != nil {
+			return fmt.Errorf("server %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Ping checks that every server answers, on both roles' pools.
+func (p Placed) Ping(ctx context.Context) error {
+	if err := p.App.Ping(ctx); err != nil {
+		return fmt.Errorf("ping DATABASE_URLS: %w", err)
+	}
+	if err := p.Migration.Ping(ctx); err != nil {
+		return fmt.Errorf("ping MIGRATION_DATABASE_URLS: %w", err)
+	}
+	return nil
+}
+
+// Doctor inspects the default server (on migPool) and, with servers of
+// DATABASE_URLS, every other one (postgres.DoctorServers), also reporting
+// the tenants of store whose placement names no server.
+func (p Placed) Doctor(ctx context.Context, migPool *pgxpool.Pool, cfg postgres.DoctorConfig, store tenancy.Store) (*postgres.Report, error) {
+	if len(p.Migration) == 0 {
+		return postgres.Doctor(ctx, migPool, cfg)
+	}
+	tenants, err := AllTenants(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	servers := postgres.Servers{"": migPool}
+	maps.Copy(servers, p.Migration)
+	return postgres.DoctorServers(ctx, servers, cfg, tenants)
+}
+
+// AllTenants lists every tenant of store, page by page.
+func AllTenants(ctx context.Context, store tenancy.Store) ([]*tenancy.Tenant, error) {
+	var out []*tenancy.Tenant
+	after := ""
+	for {
+		page, err := store.List(ctx, tenancy.ListParams{After: after, Limit: tenancy.MaxListLimit})
+		if err != nil {
+			return nil, fmt.Errorf("list tenants: %w", err)
+		}
+		out = append(out, page...)
+		if len(page) < tenancy.MaxListLimit {
+			return out, nil
+		}
+		after = page[len(page)-1].Identifier
+	}
 }
 
 // OpenMigrationPool opens the pool of MIGRATION_DATABASE_URL, on which
