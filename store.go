@@ -1,6 +1,9 @@
 package tenancy
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // Store keeps tenant records. Implementations live in the store packages
 // (memory, PostgreSQL, SQLite) and share one conformance suite; the cache
@@ -149,4 +152,22 @@ func (p ListParams) PageLimit() int {
 		return MaxListLimit
 	}
 	return p.Limit
+}
+
+// ListAll returns every tenant of store with the given status (every
+// tenant when status is empty), reading it page by page.
+func ListAll(ctx context.Context, store Store, status Status) ([]*Tenant, error) {
+	tenants := []*Tenant{}
+	after := ""
+	for {
+		page, err := store.List(ctx, ListParams{Status: status, After: after, Limit: MaxListLimit})
+		if err != nil {
+			return nil, fmt.Errorf("list tenants: %w", err)
+		}
+		tenants = append(tenants, page...)
+		if len(page) < MaxListLimit {
+			return tenants, nil
+		}
+		after = page[len(page)-1].Identifier
+	}
 }

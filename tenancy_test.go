@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/go-tenancy/tenancy"
+	"github.com/go-tenancy/tenancy/store/memstore"
 )
 
 func TestValidateIdentifierTable(t *testing.T) {
@@ -275,5 +277,35 @@ func TestLogHandlerAddsTenant(t *testing.T) {
 	}
 	if strings.Contains(lines[1], `"tenant_id"`) {
 		t.Fatalf("tenant attributes without a tenant: %s", lines[1])
+	}
+}
+
+func TestListAllReadsEveryPage(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	const n = tenancy.MaxListLimit + 7
+	for i := range n {
+		tn := &tenancy.Tenant{ID: fmt.Sprintf("id-%04d", i), Identifier: fmt.Sprintf("t%04d", i), Name: "T", Status: tenancy.StatusActive}
+		if i%3 == 0 {
+			tn.Status = tenancy.StatusSuspended
+		}
+		if _, err := store.Create(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := tenancy.ListAll(ctx, store, "")
+	if err != nil || len(all) != n {
+		t.Fatalf("ListAll = %d tenants, %v; want %d", len(all), err, n)
+	}
+	seen := map[string]bool{}
+	for _, tn := range all {
+		seen[tn.ID] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("ListAll returned %d distinct tenants of %d", len(seen), n)
+	}
+	suspended, err := tenancy.ListAll(ctx, store, tenancy.StatusSuspended)
+	if err != nil || len(suspended) != (n+2)/3 {
+		t.Fatalf("ListAll(suspended) = %d tenants, %v; want %d", len(suspended), err, (n+2)/3)
 	}
 }

@@ -2,31 +2,5 @@
 # Creates and starts the private PostgreSQL cluster that the fault tests
 # restart and slow down (examples/notekeeper, TestFaults), so that no fault
 # ever reaches the shared server on 5432: cluster ${FAULT_PG_CLUSTER:-tenancy_faults}
-# of the newest installed version on 127.0.0.1:${FAULT_PG_PORT:-5450}, trust
-# authentication on loopback like the main cluster. Run as root.
-# Idempotent: an existing cluster is only started when it is down.
-set -euo pipefail
-name=${FAULT_PG_CLUSTER:-tenancy_faults}
-port=${FAULT_PG_PORT:-5450}
-version=$(ls /etc/postgresql | sort -n | tail -1)
-
-if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$version $name"; then
-  echo "creating PostgreSQL cluster $version/$name on port $port"
-  pg_createcluster "$version" "$name" -p "$port" >/dev/null
-  conf=/etc/postgresql/$version/$name
-  cat >"$conf/pg_hba.conf" <<HBA
-local all all trust
-host all all 127.0.0.1/32 trust
-host all all ::1/128 trust
-HBA
-  cat >>"$conf/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-max_connections = 100
-shared_buffers = 32MB
-CONF
-fi
-if ! pg_isready -q -h 127.0.0.1 -p "$port"; then
-  pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start
-fi
-for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.2; done
-pg_isready -h 127.0.0.1 -p "$port"
+# on 127.0.0.1:${FAULT_PG_PORT:-5450}. Run as root; idempotent.
+exec bash "$(dirname "$0")/pgcluster.sh" "${FAULT_PG_CLUSTER:-tenancy_faults}" "${FAULT_PG_PORT:-5450}" 100

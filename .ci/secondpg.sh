@@ -1,32 +1,6 @@
 #!/usr/bin/env bash
 # Creates and starts the second PostgreSQL server that the placement tests
 # spread tenants over (TEST_DATABASE_URL2): cluster
-# ${SECOND_PG_CLUSTER:-tenancy_second} of the newest installed version on
-# 127.0.0.1:${SECOND_PG_PORT:-5433}, trust authentication on loopback like
-# the main cluster. Run as root.
-# Idempotent: an existing cluster is only started when it is down.
-set -euo pipefail
-name=${SECOND_PG_CLUSTER:-tenancy_second}
-port=${SECOND_PG_PORT:-5433}
-version=$(ls /etc/postgresql | sort -n | tail -1)
-
-if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$version $name"; then
-  echo "creating PostgreSQL cluster $version/$name on port $port"
-  pg_createcluster "$version" "$name" -p "$port" >/dev/null
-  conf=/etc/postgresql/$version/$name
-  cat >"$conf/pg_hba.conf" <<HBA
-local all all trust
-host all all 127.0.0.1/32 trust
-host all all ::1/128 trust
-HBA
-  cat >>"$conf/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-max_connections = 200
-shared_buffers = 32MB
-CONF
-fi
-if ! pg_isready -q -h 127.0.0.1 -p "$port"; then
-  pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start
-fi
-for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.2; done
-pg_isready -h 127.0.0.1 -p "$port"
+# ${SECOND_PG_CLUSTER:-tenancy_second} on 127.0.0.1:${SECOND_PG_PORT:-5433}.
+# Run as root; idempotent.
+exec bash "$(dirname "$0")/pgcluster.sh" "${SECOND_PG_CLUSTER:-tenancy_second}" "${SECOND_PG_PORT:-5433}" 200

@@ -427,7 +427,7 @@ func (r *runner) completeTenants(cmd *cobra.Command, args []string, toComplete s
 		if env.Store == nil {
 			return nil
 		}
-		tenants, err := listAll(cmd.Context(), env.Store, "")
+		tenants, err := tenancy.ListAll(cmd.Context(), env.Store, "")
 		if err != nil {
 			return err
 		}

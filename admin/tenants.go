@@ -139,7 +139,7 @@ func (r *runner) listCmd() *cobra.Command {
 			if env.Store == nil {
 				return errNoStore
 			}
-			tenants, err := listAll(ctx, env.Store, tenancy.Status(status))
+			tenants, err := tenancy.ListAll(ctx, env.Store, tenancy.Status(status))
 			if err != nil {
 				return err
 			}
@@ -151,23 +151,6 @@ func (r *runner) listCmd() *cobra.Command {
 		})
 	}
 	return c
-}
-
-// listAll lists every tenant with status (all when empty), page by page.
-func listAll(ctx context.Context, store tenancy.Store, status tenancy.Status) ([]*tenancy.Tenant, error) {
-	tenants := []*tenancy.Tenant{}
-	after := ""
-	for {
-		page, err := store.List(ctx, tenancy.ListParams{Status: status, After: after, Limit: tenancy.MaxListLimit})
-		if err != nil {
-			return nil, fmt.Errorf("list tenants: %w", err)
-		}
-		tenants = append(tenants, page...)
-		if len(page) < tenancy.MaxListLimit {
-			return tenants, nil
-		}
-		after = page[len(page)-1].Identifier
-	}
 }
 
 func statusList() string {

@@ -250,23 +250,11 @@ func (r *Runner) tenants(ctx context.Context, identifier string) ([]*tenancy.Ten
 		}
 		return []*tenancy.Tenant{t}, nil
 	}
-	var out []*tenancy.Tenant
-	after := ""
-	for {
-		page, err := r.cfg.Store.List(ctx, tenancy.ListParams{After: after, Limit: tenancy.MaxListLimit})
-		if err != nil {
-			return nil, fmt.Errorf("migrate: list tenants: %w", err)
-		}
-		for _, t := range page {
-			if t.Status != tenancy.StatusFailed {
-				out = append(out, t)
-			}
-		}
-		if len(page) < tenancy.MaxListLimit {
-			return out, nil
-		}
-		after = page[len(page)-1].Identifier
+	all, err := tenancy.ListAll(ctx, r.cfg.Store, "")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	return slices.DeleteFunc(all, func(t *tenancy.Tenant) bool { return t.Status == tenancy.StatusFailed }), nil
 }
 
 // Up migrates every target, or the one tenant's, to the latest version. It

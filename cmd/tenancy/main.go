@@ -184,7 +184,7 @@ func openPostgres(ctx context.Context, url string, servers map[string]string, re
 		placed[""] = pool
 		closeAll = placed.Close
 		doctor = func(ctx context.Context) (*postgres.Report, error) {
-			tenants, err := allTenants(ctx, store)
+			tenants, err := tenancy.ListAll(ctx, store, "")
 			if err != nil {
 				return nil, err
 			}
@@ -290,21 +290,4 @@ func openOthers(ctx context.Context, urls map[string]string) (postgres.Servers, 
 		return nil, fmt.Errorf("DATABASE_URLS: %w", err)
 	}
 	return servers, nil
-}
-
-// allTenants lists every tenant of store, page by page.
-func allTenants(ctx context.Context, store tenancy.Store) ([]*tenancy.Tenant, error) {
-	var out []*tenancy.Tenant
-	after := ""
-	for {
-		page, err := store.List(ctx, tenancy.ListParams{After: after, Limit: tenancy.MaxListLimit})
-		if err != nil {
-			return nil, fmt.Errorf("list tenants: %w", err)
-		}
-		out = append(out, page...)
-		if len(page) < tenancy.MaxListLimit {
-			return out, nil
-		}
-		after = page[len(page)-1].Identifier
-	}
 }

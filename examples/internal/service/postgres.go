@@ -116,30 +116,13 @@ func (p Placed) Doctor(ctx context.Context, migPool *pgxpool.Pool, cfg postgres.
 	if len(p.Migration) == 0 {
 		return postgres.Doctor(ctx, migPool, cfg)
 	}
-	tenants, err := AllTenants(ctx, store)
+	tenants, err := tenancy.ListAll(ctx, store, "")
 	if err != nil {
 		return nil, err
 	}
 	servers := postgres.Servers{"": migPool}
 	maps.Copy(servers, p.Migration)
 	return postgres.DoctorServers(ctx, servers, cfg, tenants)
-}
-
-// AllTenants lists every tenant of store, page by page.
-func AllTenants(ctx context.Context, store tenancy.Store) ([]*tenancy.Tenant, error) {
-	var out []*tenancy.Tenant
-	after := ""
-	for {
-		page, err := store.List(ctx, tenancy.ListParams{After: after, Limit: tenancy.MaxListLimit})
-		if err != nil {
-			return nil, fmt.Errorf("list tenants: %w", err)
-		}
-		out = append(out, page...)
-		if len(page) < tenancy.MaxListLimit {
-			return out, nil
-		}
-		after = page[len(page)-1].Identifier
-	}
 }
 
 // OpenMigrationPool opens the pool of MIGRATION_DATABASE_URL, on which
