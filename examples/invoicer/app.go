@@ -23,7 +23,6 @@ import (
 	"github.com/go-tenancy/tenancy/redislog"
 	"github.com/go-tenancy/tenancy/store/cache"
 	"github.com/go-tenancy/tenancy/store/memstore"
-	"github.com/go-tenancy/tenancy/store/pgstore"
 	"github.com/go-tenancy/tenancy/store/sqlitestore"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
@@ -259,6 +258,7 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 		}
 	}
 	appCfg := pcfg
+	appCfg.Pooler = b.cfg.Pooler
 	appCfg.Placements = placed.App.Placements()
 	if b.tracerProvider != nil {
 		appCfg.Tracer = oteltenancy.New(oteltenancy.Config{
@@ -270,25 +270,11 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 	if err != nil {
 		return nil, nil, nil, nil, b.cfg.SetupHint(ctx, migPool, fmt.Errorf("schema per tenant on DATABASE_URL: %w", err))
 	}
-	var journal migrate.Journal
-	if b.readOnly {
-		journal = migrate.OpenPostgresJournal(migPool, "tenancy")
-	} else if journal, err = migrate.NewPostgresJournal(ctx, migPool, "tenancy"); err != nil {
-		return nil, nil, nil, nil, b.cfg.NeedsOwner(err)
+	ctl, err := b.cfg.OpenControl(ctx, migPool, b.readOnly, b.logger)
+	if err != nil {
+		return nil, nil, nil, nil, err
 	}
-
-	var store tenancy.Store = memstore.New()
-	if b.cfg.TenantStore == service.StoreDB {
-		if !b.readOnly {
-			if err := pgstore.Migrate(ctx, migPool, pgstore.Config{Logger: b.logger}); err != nil {
-				return nil, nil, nil, nil, b.cfg.NeedsOwner(err)
-			}
-		}
-		if store, err = pgstore.New(ctx, migPool, pgstore.Config{Logger: b.logger}); err != nil {
-			return nil, nil, nil, nil, b.cfg.NeedsOwner(err)
-		}
-		b.seedMarker = b.cfg.PostgresSeedMarker(migPool)
-	}
+	b.seedMarker = ctl.Seed
 	if !b.readOnly {
 		if err := service.GrantReads(ctx, appPool, migPool); err != nil {
 			return nil, nil, nil, nil, b.cfg.NeedsOwner(err)
@@ -306,7 +292,7 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 	b.doctor = func(ctx context.Context) (*postgres.Report, error) {
 		return placed.Doctor(ctx, migPool, postgres.DoctorConfig{Role: admin.Role(), AppRole: appPool.Config().ConnConfig.User}, b.tenants)
 	}
-	return store, provider, admin, journal, nil
+	return ctl.Store, provider, admin, ctl.Journal, nil
 }
 
 // openSQLite opens the embedded storage under DATA_DIR: a file per tenant,

@@ -30,7 +30,6 @@ import (
 	"github.com/go-tenancy/tenancy/redislog"
 	storecache "github.com/go-tenancy/tenancy/store/cache"
 	"github.com/go-tenancy/tenancy/store/memstore"
-	"github.com/go-tenancy/tenancy/store/pgstore"
 	"github.com/go-tenancy/tenancy/store/sqlitestore"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -377,26 +376,14 @@ func (b *backend) openPostgres(ctx context.Context) (tenancy.Store, isolation.Pr
 		return nil, nil, nil, fmt.Errorf("isolation on DATABASE_URL: %w", err)
 	}
 	b.provider = b.hybrid
-	var journal migrate.Journal
-	if b.readOnly {
-		journal = migrate.OpenPostgresJournal(migPool, "tenancy")
-	} else if journal, err = migrate.NewPostgresJournal(ctx, migPool, "tenancy"); err != nil {
+	// The tenant store and the secrets run on the owner's pool: the token
+	// endpoint reads secrets, the admin commands write them.
+	ctl, err := b.cfg.OpenControl(ctx, migPool, b.readOnly, b.logger)
+	if err != nil {
 		return nil, nil, nil, err
 	}
-	var store tenancy.Store = memstore.New()
-	if b.cfg.TenantStore == service.StoreDB {
-		if !b.readOnly {
-			if err := pgstore.Migrate(ctx, migPool, pgstore.Config{Logger: b.logger}); err != nil {
-				return nil, nil, nil, err
-			}
-		}
-		// The tenant store and the secrets run on the owner's pool: the
-		// token endpoint reads secrets, the admin commands write them.
-		if store, err = pgstore.New(ctx, migPool, pgstore.Config{Logger: b.logger}); err != nil {
-			return nil, nil, nil, err
-		}
-		b.seedMarker = b.cfg.PostgresSeedMarker(migPool)
-	}
+	b.seedMarker = ctl.Seed
+	journal, store := ctl.Journal, ctl.Store
 	records = store
 	b.migPool, b.adminProvider = migPool, admin
 	appUser := appPool.Config().ConnConfig.User

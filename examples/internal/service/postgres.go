@@ -19,6 +19,8 @@ import (
 	"github.com/go-tenancy/tenancy/isolation/postgres"
 	"github.com/go-tenancy/tenancy/lifecycle"
 	"github.com/go-tenancy/tenancy/migrate"
+	"github.com/go-tenancy/tenancy/store/memstore"
+	"github.com/go-tenancy/tenancy/store/pgstore"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -441,4 +443,41 @@ func (m SeedMarker) Seed(ctx context.Context, demo []tenancy.Tenant, store tenan
 		}
 	}
 	return nil
+}
+
+// Control is what an app keeps on the default server beside its tenants'
+// data: the migration journal, the tenant store (the in-memory one unless
+// TENANT_STORE=db) and the record of the demo seed (empty with the
+// in-memory store, which remembers nothing).
+type Control struct {
+	Journal migrate.Journal
+	Store   tenancy.Store
+	Seed    SeedMarker
+}
+
+// OpenControl opens the control plane on migPool, the migration role's
+// pool. Read-only, it creates and migrates nothing (read-only admin
+// commands, which then work with the app role alone). Permission errors
+// name MIGRATION_DATABASE_URL (NeedsOwner).
+func (c Config) OpenControl(ctx context.Context, migPool *pgxpool.Pool, readOnly bool, logger *slog.Logger) (Control, error) {
+	var ctl Control
+	var err error
+	if readOnly {
+		ctl.Journal = migrate.OpenPostgresJournal(migPool, "tenancy")
+	} else if ctl.Journal, err = migrate.NewPostgresJournal(ctx, migPool, "tenancy"); err != nil {
+		return Control{}, c.NeedsOwner(err)
+	}
+	ctl.Store = memstore.New()
+	if c.TenantStore == StoreDB {
+		if !readOnly {
+			if err := pgstore.Migrate(ctx, migPool, pgstore.Config{Logger: logger}); err != nil {
+				return Control{}, c.NeedsOwner(err)
+			}
+		}
+		if ctl.Store, err = pgstore.New(ctx, migPool, pgstore.Config{Logger: logger}); err != nil {
+			return Control{}, c.NeedsOwner(err)
+		}
+		ctl.Seed = c.PostgresSeedMarker(migPool)
+	}
+	return ctl, nil
 }
