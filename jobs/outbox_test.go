@@ -125,7 +125,14 @@ func TestOutboxDatabasePerTenant(t *testing.T) {
 	if r.Note != "committed" || r.CtxTenant != tn.ID || r.Notes != 1 || r.Err != nil {
 		t.Fatalf("run = %+v, want the committed job in its tenant's database", r)
 	}
-	if n := outboxed(); n != 0 {
+	// The relay inserts the job into the queue, then deletes the outbox
+	// row in the tenant's own database: the job may run before that delete
+	// commits, so wait for it (bounded) rather than read once.
+	n := outboxed()
+	for deadline := time.Now().Add(5 * time.Second); n != 0 && time.Now().Before(deadline); n = outboxed() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n != 0 {
 		t.Fatalf("%d outbox rows after the relay, want 0", n)
 	}
 
